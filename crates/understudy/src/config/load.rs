@@ -1,0 +1,335 @@
+//! Reading and validating a configuration file. Errors name the file, line and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::schema::{Config, TargetConfig};
+
+/// A configuration that parsed and validated, with warnings worth printing.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `routes.smart.fallback_chain[1].provider`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": {k}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    load_str(&src, &PathBuf::from(path).display().to_string())
+}
+
+/// Parses and validates `src`; `file` names it in errors.
+pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
+    let config: Config = serde_yaml_ng::from_str(src).map_err(|e| parse_error(&e, src, file))?;
+    let mut v = Validator { src, file, warnings: Vec::new() };
+    v.validate(&config)?;
+    Ok(Loaded { config, warnings: v.warnings })
+}
+
+fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
+    // serde_yaml_ng renders "path.to.key: message at line L column C".
+    let text = e.to_string();
+    let line = e.location().map(|l| l.line());
+    let mut message = text.clone();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    let (key, message) = match message.split_once(": ") {
+        Some((k, m)) if !k.contains(' ') && !k.is_empty() => (Some(k.to_string()), m.to_string()),
+        _ => (None, message),
+    };
+    let _ = src;
+    ConfigError { file: file.to_string(), line, key, message }
+}
+
+struct Validator<'a> {
+    src: &'a str,
+    file: &'a str,
+    warnings: Vec<String>,
+}
+
+impl Validator<'_> {
+    fn err(&self, path: &[&str], message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: locate(self.src, path),
+            key: Some(join_path(path)),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&mut self, c: &Config) -> Result<(), ConfigError> {
+        for (name, p) in &c.providers {
+            if let Some(k) = &p.api_key {
+                for var in k.missing_vars() {
+                    self.warnings.push(format!(
+                        "providers.{name}.api_key: environment variable {var} is not set; calls to this provider will fail as `auth`"
+                    ));
+                }
+            }
+            if let Some(u) = &p.base_url {
+                if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
+                    return Err(self.err(&["providers", name, "base_url"], format!("{:?} is not an http(s) URL", u.value)));
+                }
+            }
+            for h in p.headers.keys() {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    return Err(self.err(&["providers", name, "headers", h], "not a valid header name"));
+                }
+            }
+        }
+        for (i, k) in c.server.api_keys.iter().enumerate() {
+            for var in k.missing_vars() {
+                let _ = i;
+                self.warnings.push(format!("server.api_keys: environment variable {var} is not set"));
+            }
+        }
+        if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(self.err(&["server", "listen"], format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen)));
+        }
+        self.check_policy(&["defaults"], &c.defaults)?;
+        for (rname, r) in &c.routes {
+            if rname.is_empty() {
+                return Err(self.err(&["routes"], "route names must not be empty"));
+            }
+            if r.fallback_chain.is_empty() {
+                return Err(self.err(&["routes", rname, "fallback_chain"], "a route needs at least one target"));
+            }
+            self.check_policy(&["routes", rname], &r.policy())?;
+            for (i, t) in r.fallback_chain.iter().enumerate() {
+                let idx = format!("[{i}]");
+                self.check_target(&["routes", rname, "fallback_chain", &idx], t, c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_target(&mut self, path: &[&str], t: &TargetConfig, c: &Config) -> Result<(), ConfigError> {
+        let key = |k: &'static str| -> Vec<&str> {
+            let mut p = path.to_vec();
+            p.push(k);
+            p
+        };
+        if !c.providers.contains_key(&t.provider) {
+            let known: Vec<&str> = c.providers.keys().map(String::as_str).collect();
+            return Err(self.err(
+                &key("provider"),
+                format!("unknown provider {:?}; known providers: {}", t.provider, if known.is_empty() { "(none)".into() } else { known.join(", ") }),
+            ));
+        }
+        if t.model.trim().is_empty() {
+            return Err(self.err(&key("model"), "model must not be empty"));
+        }
+        if t.weight == Some(0) {
+            return Err(self.err(&key("weight"), "weight must be at least 1"));
+        }
+        if let Some(temp) = t.temperature {
+            if !(0.0..=2.0).contains(&temp) {
+                return Err(self.err(&key("temperature"), "temperature must be between 0 and 2"));
+            }
+        }
+        if let Some(k) = &t.api_key {
+            for var in k.missing_vars() {
+                self.warnings.push(format!("{}.api_key: environment variable {var} is not set", join_path(path)));
+            }
+        }
+        self.check_policy(path, &t.policy())
+    }
+
+    fn check_policy(&self, path: &[&str], p: &super::Policy) -> Result<(), ConfigError> {
+        let zero = |d: Option<super::HumanDuration>| d.is_some_and(|d| d.0.is_zero());
+        for (k, d) in [
+            ("deadline", p.deadline),
+            ("timeout", p.timeout),
+            ("connect_timeout", p.connect_timeout),
+            ("ttft_timeout", p.ttft_timeout),
+            ("idle_timeout", p.idle_timeout),
+        ] {
+            if zero(d) {
+                let mut kp = path.to_vec();
+                kp.push(k);
+                return Err(self.err(&kp, "must be greater than zero"));
+            }
+        }
+        if let (Some(b), Some(m)) = (p.backoff_base, p.backoff_max) {
+            if b > m {
+                let mut kp = path.to_vec();
+                kp.push("backoff_base");
+                return Err(self.err(&kp, "backoff_base is larger than backoff_max"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join_path(path: &[&str]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if p.starts_with('[') {
+            s.push_str(p);
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(p);
+        }
+    }
+    s
+}
+
+/// Finds the 1-based line of a key path in YAML source, following indentation. Handles block
+/// mappings, `- ` sequence items and inline `{ key: value }` entries; returns the deepest line it
+/// could find.
+fn locate(src: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut from = 0usize;
+    let mut min_indent = 0usize;
+    let mut found = None;
+    for seg in path {
+        if let Some(idx) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<usize>().ok()) {
+            // The idx-th `- ` item below the current key.
+            let mut count = 0;
+            let mut hit = None;
+            for (i, l) in lines.iter().enumerate().skip(from) {
+                let t = l.trim_start();
+                let ind = l.len() - t.len();
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                if ind < min_indent && found.is_some() && i > from {
+                    break;
+                }
+                if t.starts_with("- ") || t == "-" {
+                    if count == idx {
+                        hit = Some((i, ind));
+                        break;
+                    }
+                    count += 1;
+                }
+            }
+            let (i, ind) = hit?;
+            found = Some(i + 1);
+            from = i;
+            min_indent = ind;
+            continue;
+        }
+        let mut hit = None;
+        for (i, l) in lines.iter().enumerate().skip(from) {
+            let t = l.trim_start();
+            let ind = l.len() - t.len();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            if found.is_some() && i > from && ind < min_indent {
+                break;
+            }
+            let needle = format!("{seg}:");
+            let quoted = format!("\"{seg}\":");
+            let body = t.strip_prefix("- ").unwrap_or(t);
+            if body.starts_with(&needle) || body.starts_with(&quoted) {
+                hit = Some((i, ind));
+                break;
+            }
+            if (body.contains(&format!("{{ {needle}")) || body.contains(&format!(", {needle}")) || body.contains(&format!("{{{needle}")))
+                && (found.is_none() || i >= from)
+            {
+                hit = Some((i, ind));
+                break;
+            }
+        }
+        let (i, ind) = hit?;
+        found = Some(i + 1);
+        from = i;
+        min_indent = ind;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const SEED: &str = r#"providers:
+  anthropic: { kind: anthropic, api_key: "${ANTHROPIC_API_KEY}" }
+  openai:    { kind: openai,    api_key: "${OPENAI_API_KEY}" }
+routes:
+  smart:
+    fallback_chain:
+      - { provider: anthropic, model: claude-3-opus,  priority: 1, timeout: 30s }
+      - { provider: openai,    model: gpt-4,          priority: 2, timeout: 30s }
+      - { provider: anthropic, model: claude-3-haiku, priority: 3, timeout: 10s }
+"#;
+
+    #[test]
+    fn seed_config_loads_as_written() {
+        let l = load_str(SEED, "seed.yaml").unwrap();
+        let r = &l.config.routes["smart"];
+        assert_eq!(r.fallback_chain.len(), 3);
+        assert_eq!(r.fallback_chain[2].model, "claude-3-haiku");
+        assert_eq!(r.fallback_chain[2].timeout.unwrap().0, std::time::Duration::from_secs(10));
+        assert_eq!(r.fallback_chain[1].priority, Some(2));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let src = SEED.replace("priority: 2,", "priorty: 2,");
+        let e = load_str(&src, "seed.yaml").unwrap_err();
+        assert_eq!(e.line, Some(8), "{e}");
+        assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[1]"), "{e}");
+        assert!(e.message.contains("unknown field `priorty`"), "{e}");
+        assert!(e.to_string().starts_with("seed.yaml:8: routes.smart.fallback_chain[1]: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn unknown_provider_is_located() {
+        let src = SEED.replace("{ provider: openai,", "{ provider: opnai,");
+        let e = load_str(&src, "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[1].provider"));
+        assert_eq!(e.line, Some(8), "{e}");
+        assert!(e.message.contains("unknown provider \"opnai\""), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_and_types_are_reported() {
+        let e = load_str(&SEED.replace("timeout: 10s", "timeout: 10 parsecs"), "c.yaml").unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("invalid duration"), "{e}");
+        let e = load_str(&SEED.replace("priority: 3", "priority: high"), "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[2].priority"), "{e}");
+    }
+
+    #[test]
+    fn block_style_locations() {
+        let src = "providers:\n  p:\n    kind: openai\nroutes:\n  r:\n    fallback_chain:\n      - provider: p\n        model: m\n      - provider: q\n        model: m\n";
+        let e = load_str(src, "c.yaml").unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+    }
+}

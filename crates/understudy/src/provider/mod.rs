@@ -1,0 +1,135 @@
+//! Provider adapters: one per provider kind. An adapter owns its wire format (through
+//! [`crate::wire`]) and its error classification, nothing else: no I/O, no retries, no state.
+//! The attempt layer (`route::attempt`) does the HTTP call.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::config::{ProviderConfig, ProviderKind, Secret};
+use crate::failure::Failure;
+use crate::wire::StreamDecoder;
+
+/// A configured provider: where it lives and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The key under `providers:` in the configuration.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_key: Secret,
+    /// Extra headers from the configuration, sent on every call.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Anthropic's `anthropic-version`.
+    pub anthropic_version: String,
+}
+
+impl Endpoint {
+    pub fn from_config(name: &str, c: &ProviderConfig) -> Endpoint {
+        let base = match &c.base_url {
+            Some(u) => u.value.trim_end_matches('/').to_string(),
+            None => default_base_url(c.kind).to_string(),
+        };
+        let headers = c
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
+                let mut value = HeaderValue::from_str(v.expose()).ok()?;
+                value.set_sensitive(true);
+                Some((name, value))
+            })
+            .collect();
+        Endpoint {
+            name: name.to_string(),
+            kind: c.kind,
+            base_url: base,
+            api_key: c.api_key.clone().unwrap_or_default(),
+            headers,
+            anthropic_version: c.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".into()),
+        }
+    }
+}
+
+pub fn default_base_url(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "https://api.openai.com/v1",
+        ProviderKind::Anthropic => "https://api.anthropic.com",
+        ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+    }
+}
+
+/// What one attempt sends, beyond the canonical request.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub endpoint: &'a Endpoint,
+    /// The target's model (never the caller's route name).
+    pub model: &'a str,
+    /// The chain entry's key when it overrides the provider's.
+    pub api_key: &'a Secret,
+    /// Provider-native fields merged into the top level of the body last.
+    pub extra_params: &'a Map<String, Value>,
+    pub stream: bool,
+}
+
+/// An HTTP request ready to send.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub url: String,
+    /// Credentials are marked sensitive so that they never print.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub trait Adapter: Send + Sync {
+    fn dialect(&self) -> Dialect;
+    /// Encodes the request for this provider.
+    fn build(&self, req: &ChatRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure>;
+    /// Decodes a 2xx non-streaming body. Content-level judgements (empty, filtered) are the
+    /// validator's, but a body that is not this provider's response shape is `invalid_response`,
+    /// and an answer that carries no answer at all (Gemini's blocked prompt) is classified here.
+    fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure>;
+    /// Classifies a non-2xx answer from its status, headers and body.
+    fn classify_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure;
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+}
+
+/// The adapter for a provider kind.
+pub fn adapter(kind: ProviderKind) -> Arc<dyn Adapter> {
+    match kind {
+        ProviderKind::Openai => Arc::new(openai::OpenAi),
+        ProviderKind::Anthropic => Arc::new(anthropic::Anthropic),
+        ProviderKind::Gemini => Arc::new(gemini::Gemini),
+    }
+}
+
+/// Merges provider-native parameters into an encoded body (last writer wins).
+pub fn merge_params(body: &mut Map<String, Value>, params: &Map<String, Value>) {
+    for (k, v) in params {
+        body.insert(k.clone(), v.clone());
+    }
+}
+
+/// A header value holding a credential: marked sensitive so it never prints.
+pub fn secret_header(value: &str) -> Result<HeaderValue, Failure> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Failure::new(crate::FailureClass::Auth, "the configured API key contains characters not allowed in a header")
+            .detail("bad_api_key")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// The body as bytes.
+pub fn to_body(body: &Map<String, Value>) -> Bytes {
+    // Serialising a Map of Values cannot fail.
+    Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+}
