@@ -12,6 +12,7 @@
 pub mod canonical;
 pub mod config;
 pub mod failure;
+pub mod provider;
 pub mod wire;
 
 pub use failure::{Failure, FailureClass};
