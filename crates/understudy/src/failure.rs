@@ -100,7 +100,14 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        Failure { class, detail: None, status: None, message: message.into(), retry_after: None, upstream: None }
+        Failure {
+            class,
+            detail: None,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+            upstream: None,
+        }
     }
 
     pub fn detail(mut self, detail: &'static str) -> Self {

@@ -5,13 +5,28 @@ use crate::failure::Failure;
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// Metadata known at the start (OpenAI's first chunk, Anthropic `message_start`).
-    Start { id: Option<String>, model: Option<String> },
+    Start {
+        id: Option<String>,
+        model: Option<String>,
+    },
     /// Answer text for choice `index`.
-    Text { index: u32, text: String },
+    Text {
+        index: u32,
+        text: String,
+    },
     /// A tool call fragment. The first fragment of a call carries `id` and `name`; later ones
     /// carry argument text to append. `call` numbers the calls of one choice from 0.
-    ToolCall { index: u32, call: u32, id: Option<String>, name: Option<String>, arguments: String },
-    Finish { index: u32, reason: FinishReason },
+    ToolCall {
+        index: u32,
+        call: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    Finish {
+        index: u32,
+        reason: FinishReason,
+    },
     /// Token counts; a later `Usage` supersedes an earlier one (values are cumulative).
     Usage(Usage),
     /// The provider reported an error inside an HTTP 200 stream.

@@ -49,9 +49,16 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
 /// Parses and validates `src`; `file` names it in errors.
 pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     let config: Config = serde_yaml_ng::from_str(src).map_err(|e| parse_error(&e, src, file))?;
-    let mut v = Validator { src, file, warnings: Vec::new() };
+    let mut v = Validator {
+        src,
+        file,
+        warnings: Vec::new(),
+    };
     v.validate(&config)?;
-    Ok(Loaded { config, warnings: v.warnings })
+    Ok(Loaded {
+        config,
+        warnings: v.warnings,
+    })
 }
 
 fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
@@ -67,7 +74,12 @@ fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
         _ => (None, message),
     };
     let _ = src;
-    ConfigError { file: file.to_string(), line, key, message }
+    ConfigError {
+        file: file.to_string(),
+        line,
+        key,
+        message,
+    }
 }
 
 struct Validator<'a> {
@@ -97,7 +109,10 @@ impl Validator<'_> {
             }
             if let Some(u) = &p.base_url {
                 if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
-                    return Err(self.err(&["providers", name, "base_url"], format!("{:?} is not an http(s) URL", u.value)));
+                    return Err(self.err(
+                        &["providers", name, "base_url"],
+                        format!("{:?} is not an http(s) URL", u.value),
+                    ));
                 }
             }
             for h in p.headers.keys() {
@@ -109,11 +124,15 @@ impl Validator<'_> {
         for (i, k) in c.server.api_keys.iter().enumerate() {
             for var in k.missing_vars() {
                 let _ = i;
-                self.warnings.push(format!("server.api_keys: environment variable {var} is not set"));
+                self.warnings
+                    .push(format!("server.api_keys: environment variable {var} is not set"));
             }
         }
         if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(self.err(&["server", "listen"], format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen)));
+            return Err(self.err(
+                &["server", "listen"],
+                format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen),
+            ));
         }
         self.check_policy(&["defaults"], &c.defaults)?;
         for (rname, r) in &c.routes {
@@ -121,7 +140,10 @@ impl Validator<'_> {
                 return Err(self.err(&["routes"], "route names must not be empty"));
             }
             if r.fallback_chain.is_empty() {
-                return Err(self.err(&["routes", rname, "fallback_chain"], "a route needs at least one target"));
+                return Err(self.err(
+                    &["routes", rname, "fallback_chain"],
+                    "a route needs at least one target",
+                ));
             }
             self.check_policy(&["routes", rname], &r.policy())?;
             for (i, t) in r.fallback_chain.iter().enumerate() {
@@ -142,7 +164,15 @@ impl Validator<'_> {
             let known: Vec<&str> = c.providers.keys().map(String::as_str).collect();
             return Err(self.err(
                 &key("provider"),
-                format!("unknown provider {:?}; known providers: {}", t.provider, if known.is_empty() { "(none)".into() } else { known.join(", ") }),
+                format!(
+                    "unknown provider {:?}; known providers: {}",
+                    t.provider,
+                    if known.is_empty() {
+                        "(none)".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
             ));
         }
         if t.model.trim().is_empty() {
@@ -158,7 +188,10 @@ impl Validator<'_> {
         }
         if let Some(k) = &t.api_key {
             for var in k.missing_vars() {
-                self.warnings.push(format!("{}.api_key: environment variable {var} is not set", join_path(path)));
+                self.warnings.push(format!(
+                    "{}.api_key: environment variable {var} is not set",
+                    join_path(path)
+                ));
             }
         }
         self.check_policy(path, &t.policy())
@@ -214,7 +247,11 @@ fn locate(src: &str, path: &[&str]) -> Option<usize> {
     let mut min_indent = 0usize;
     let mut found = None;
     for seg in path {
-        if let Some(idx) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<usize>().ok()) {
+        if let Some(idx) = seg
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             // The idx-th `- ` item below the current key.
             let mut count = 0;
             let mut hit = None;
@@ -258,7 +295,9 @@ fn locate(src: &str, path: &[&str]) -> Option<usize> {
                 hit = Some((i, ind));
                 break;
             }
-            if (body.contains(&format!("{{ {needle}")) || body.contains(&format!(", {needle}")) || body.contains(&format!("{{{needle}")))
+            if (body.contains(&format!("{{ {needle}"))
+                || body.contains(&format!(", {needle}"))
+                || body.contains(&format!("{{{needle}")))
                 && (found.is_none() || i >= from)
             {
                 hit = Some((i, ind));
@@ -294,7 +333,10 @@ routes:
         let r = &l.config.routes["smart"];
         assert_eq!(r.fallback_chain.len(), 3);
         assert_eq!(r.fallback_chain[2].model, "claude-3-haiku");
-        assert_eq!(r.fallback_chain[2].timeout.unwrap().0, std::time::Duration::from_secs(10));
+        assert_eq!(
+            r.fallback_chain[2].timeout.unwrap().0,
+            std::time::Duration::from_secs(10)
+        );
         assert_eq!(r.fallback_chain[1].priority, Some(2));
     }
 
@@ -305,7 +347,11 @@ routes:
         assert_eq!(e.line, Some(8), "{e}");
         assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[1]"), "{e}");
         assert!(e.message.contains("unknown field `priorty`"), "{e}");
-        assert!(e.to_string().starts_with("seed.yaml:8: routes.smart.fallback_chain[1]: unknown field"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("seed.yaml:8: routes.smart.fallback_chain[1]: unknown field"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,9 +18,9 @@ impl fmt::Debug for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim()).map(HumanDuration).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {s:?} ({e}); write e.g. 30s, 1500ms, 2m"))
-        })
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?} ({e}); write e.g. 30s, 1500ms, 2m")))
     }
 }
 
@@ -44,9 +44,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_bytes(&s)
-                .map(ByteSize)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?}; write e.g. 1048576, 512KB, 10MB"))),
+            Raw::S(s) => parse_bytes(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid size {s:?}; write e.g. 1048576, 512KB, 10MB"))
+            }),
         }
     }
 }
@@ -128,7 +128,10 @@ pub struct Secret(EnvString);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(EnvString { value: s.into(), missing: vec![] })
+        Secret(EnvString {
+            value: s.into(),
+            missing: vec![],
+        })
     }
 
     pub fn expose(&self) -> &str {
