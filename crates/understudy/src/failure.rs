@@ -153,3 +153,51 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+/// Scrubs credentials from a provider message: the given key, and tokens shaped like API keys
+/// (`sk-…`, `sk-ant-…`, `AIza…`), which providers sometimes echo partially masked.
+pub fn redact_secrets(message: &str, key: Option<&str>) -> String {
+    let mut out = match key {
+        Some(k) if k.len() >= 6 => message.replace(k, "[redacted]"),
+        _ => message.to_string(),
+    };
+    for prefix in ["sk-", "AIza", "key-"] {
+        let mut from = 0;
+        while let Some(i) = out[from..].find(prefix).map(|i| i + from) {
+            let end = out[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*'))
+                .map(|j| i + j)
+                .unwrap_or(out.len());
+            if end - i >= 8 {
+                out.replace_range(i..end, "[redacted]");
+                from = i + "[redacted]".len();
+            } else {
+                from = end.max(i + 1);
+            }
+            if from >= out.len() {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        let m = "Incorrect API key provided: sk-proj-abc***************xyz. You can find";
+        assert_eq!(
+            redact_secrets(m, None),
+            "Incorrect API key provided: [redacted]. You can find"
+        );
+        assert_eq!(
+            redact_secrets("key mysecretvalue bad", Some("mysecretvalue")),
+            "key [redacted] bad"
+        );
+        assert_eq!(redact_secrets("risk-free", None), "risk-free");
+        assert_eq!(redact_secrets("AIzaSyD-1234567890abcdef", None), "[redacted]");
+    }
+}

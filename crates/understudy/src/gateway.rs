@@ -1,0 +1,101 @@
+//! The engine's front door for embedders and the HTTP server alike: resolve the route, run the
+//! fallback chain, and hand back an answer (complete or streaming) with its attempt trace.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::canonical::{ChatRequest, ChatResponse};
+use crate::config::Config;
+use crate::failure::{Failure, FailureClass};
+use crate::report::Trace;
+use crate::route::attempt::Success;
+use crate::route::fallback::{self, Failed};
+use crate::route::{Route, RouteTable};
+use crate::stream::LiveStream;
+
+/// Per-request options a caller may set (headers in the HTTP server).
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Overrides the route's deadline (precedence: request > route > defaults).
+    pub deadline: Option<Duration>,
+}
+
+pub enum Reply {
+    Complete(ChatResponse),
+    /// Committed: the first content has arrived.
+    Stream(Box<LiveStream>),
+}
+
+#[derive(Debug, Clone)]
+pub enum GatewayError {
+    /// `model` names no route.
+    UnknownRoute(String),
+    /// The caller's own mistake or a content-policy refusal, as the provider stated it.
+    Rejected(Failure),
+    /// Every candidate failed. `retry_after` is when to come back.
+    Exhausted { last: Failure, retry_after: Duration },
+}
+
+pub struct Handled {
+    pub result: Result<Reply, GatewayError>,
+    pub trace: Trace,
+}
+
+pub struct Gateway {
+    table: RwLock<Arc<RouteTable>>,
+}
+
+impl Gateway {
+    pub fn new(config: &Config) -> Gateway {
+        Gateway {
+            table: RwLock::new(Arc::new(RouteTable::from_config(config))),
+        }
+    }
+
+    /// The current route table (a snapshot: a reload swaps it without disturbing requests).
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn route(&self, model: &str) -> Option<Arc<Route>> {
+        self.table().resolve(model)
+    }
+
+    pub async fn chat(&self, req: &ChatRequest, opts: &CallOptions) -> Handled {
+        let Some(route) = self.route(&req.model) else {
+            return Handled {
+                result: Err(GatewayError::UnknownRoute(req.model.clone())),
+                trace: Trace::new(&req.model),
+            };
+        };
+        let deadline = Instant::now() + opts.deadline.unwrap_or(route.limits.deadline);
+        let exec = fallback::execute(&route, req, deadline).await;
+        let result = match exec.result {
+            Ok((_, Success::Complete(resp))) => Ok(Reply::Complete(resp)),
+            Ok((_, Success::Stream(live))) => Ok(Reply::Stream(live)),
+            Err(Failed::Stopped(f)) => Err(GatewayError::Rejected(f)),
+            Err(Failed::Exhausted { last }) => Err(GatewayError::Exhausted {
+                last,
+                retry_after: fallback::retry_after_hint(&exec.trace),
+            }),
+        };
+        Handled {
+            result,
+            trace: exec.trace,
+        }
+    }
+}
+
+impl GatewayError {
+    /// The stable error type callers see.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            GatewayError::UnknownRoute(_) => "model_not_found",
+            GatewayError::Rejected(f) if f.class == FailureClass::ContentFiltered => "content_filtered",
+            GatewayError::Rejected(_) => "invalid_request_error",
+            GatewayError::Exhausted { .. } => "all_candidates_failed",
+        }
+    }
+}

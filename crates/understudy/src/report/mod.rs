@@ -1,0 +1,111 @@
+//! Reporting: who answered and why. The attempt trace of one request, the response headers
+//! that summarise it, Prometheus metrics, and one structured log record per request.
+
+pub mod headers;
+pub mod metrics;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::failure::{Failure, FailureClass};
+
+/// One attempt on one deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub deployment: String,
+    /// `None` for the attempt that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(serialize_with = "millis")]
+    pub elapsed_ms: Duration,
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+impl AttemptRecord {
+    pub fn ok(deployment: &str, elapsed: Duration) -> Self {
+        AttemptRecord {
+            deployment: deployment.to_string(),
+            class: None,
+            detail: None,
+            status: None,
+            message: None,
+            elapsed_ms: elapsed,
+            retry_after: None,
+        }
+    }
+
+    pub fn failed(deployment: &str, f: &Failure, elapsed: Duration) -> Self {
+        let mut message = f.message.clone();
+        if message.len() > 300 {
+            let mut cut = 300;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        AttemptRecord {
+            deployment: deployment.to_string(),
+            class: Some(f.class),
+            detail: f.detail,
+            status: f.status,
+            message: Some(message),
+            elapsed_ms: elapsed,
+            retry_after: f.retry_after,
+        }
+    }
+}
+
+/// Everything one request went through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    pub route: String,
+    pub attempts: Vec<AttemptRecord>,
+    /// The deployment id that answered.
+    pub served_by: Option<String>,
+    /// Its model.
+    pub served_model: Option<String>,
+    /// Time spent waiting on providers (up to the commit point for streams).
+    #[serde(skip)]
+    pub upstream: Duration,
+    /// Time spent in backoff and Retry-After pauses.
+    #[serde(skip)]
+    pub waited: Duration,
+}
+
+impl Trace {
+    pub fn new(route: &str) -> Self {
+        Trace {
+            route: route.to_string(),
+            attempts: Vec::new(),
+            served_by: None,
+            served_model: None,
+            upstream: Duration::ZERO,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Failed attempts, in order.
+    pub fn failures(&self) -> impl Iterator<Item = &AttemptRecord> {
+        self.attempts.iter().filter(|a| a.class.is_some())
+    }
+
+    /// Answered by something other than the first candidate tried.
+    pub fn fell_back(&self) -> bool {
+        match (self.attempts.first(), &self.served_by) {
+            (Some(first), Some(s)) => &first.deployment != s,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Resilience mechanics: backoff (and, as they arrive, breakers, budgets, latency estimates).
+
+pub mod backoff;

@@ -1,0 +1,272 @@
+//! One call to one deployment, up to the commit point: build the provider request, send it under
+//! the connect / first-token / total timeouts, classify what comes back, and for streams read
+//! until the first content arrives.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::time::{timeout_at, Instant};
+
+use super::table::Deployment;
+use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamEvent};
+use crate::failure::{Failure, FailureClass};
+use crate::provider::Call;
+use crate::stream::LiveStream;
+use crate::validate;
+
+/// Largest error body read from a provider; enough for any real error object.
+const MAX_ERROR_BODY: usize = 256 * 1024;
+/// Largest non-streaming answer accepted.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// An attempt that reached its commit point.
+pub enum Success {
+    Complete(ChatResponse),
+    /// The first content has arrived; the rest is read by the relay.
+    Stream(Box<LiveStream>),
+}
+
+/// Sends `req` to `dep`. `deadline` is the whole request's deadline.
+pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) -> Result<Success, Failure> {
+    let started = Instant::now();
+    let limits = &dep.limits;
+    let attempt_deadline = deadline.min(started + limits.timeout);
+
+    if !dep.api_key.missing_vars().is_empty() {
+        return Err(Failure::new(
+            FailureClass::Auth,
+            format!(
+                "no API key: environment variable {} is not set",
+                dep.api_key.missing_vars().join(", ")
+            ),
+        )
+        .detail("missing_api_key"));
+    }
+    let req = with_overrides(dep, req);
+    let call = Call {
+        endpoint: &dep.endpoint,
+        model: &dep.model,
+        api_key: &dep.api_key,
+        extra_params: &dep.overrides.params,
+        stream: req.stream,
+    };
+    let upstream = dep.adapter.build(&req, &call)?;
+
+    // Until the first token, a stream is bounded by the first-token limit; a plain request by
+    // its total limit (its headers only arrive with the whole answer).
+    let first_deadline = if req.stream {
+        attempt_deadline.min(started + limits.ttft_timeout)
+    } else {
+        attempt_deadline
+    };
+    let expired = |what: &'static str, at: Instant| {
+        let detail = if at == deadline { "deadline" } else { what };
+        Failure::new(
+            FailureClass::Timeout,
+            format!("no answer within {:?} ({detail})", at - started),
+        )
+        .detail(detail)
+    };
+
+    let send = dep
+        .http
+        .post(&upstream.url)
+        .headers(upstream.headers)
+        .body(upstream.body)
+        .send();
+    let resp = match timeout_at(first_deadline, send).await {
+        Err(_) => return Err(expired(if req.stream { "ttft" } else { "total" }, first_deadline)),
+        Ok(Err(e)) => return Err(transport_failure(&e)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+
+    if !resp.status().is_success() {
+        let body = match timeout_at(first_deadline, read_limited(resp, MAX_ERROR_BODY)).await {
+            Err(_) => return Err(expired("total", first_deadline)),
+            Ok(b) => b.unwrap_or_default(),
+        };
+        return Err(redact(dep.adapter.classify_error(status, &headers, &body), dep));
+    }
+
+    let is_event_stream = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("event-stream") || ct.contains("eventstream"));
+
+    if !req.stream || !is_event_stream {
+        // A server that ignores `stream: true` and answers with JSON still answered: the relay
+        // replays it as a stream.
+        let body = match timeout_at(first_deadline, read_limited(resp, MAX_BODY)).await {
+            Err(_) => return Err(expired(if req.stream { "ttft" } else { "total" }, first_deadline)),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(b)) => b,
+        };
+        let response = dep.adapter.decode_response(&body).map_err(|f| redact(f, dep))?;
+        validate::check(&response, &req)?;
+        return Ok(Success::Complete(response));
+    }
+
+    let mut body = resp.bytes_stream().boxed();
+    let mut decoder = dep.adapter.stream_decoder();
+    let mut buffered: Vec<Decoded> = Vec::new();
+    let mut out = Vec::new();
+    let mut malformed = 0u32;
+    let mut ended = false;
+    let mut finish: Option<FinishReason> = None;
+    loop {
+        if out.is_empty() && !ended {
+            match timeout_at(first_deadline, body.next()).await {
+                Err(_) => return Err(expired("ttft", first_deadline)),
+                Ok(Some(Err(e))) => return Err(transport_failure(&e)),
+                Ok(Some(Ok(chunk))) => decoder.feed(&chunk, &mut out),
+                Ok(None) => {
+                    decoder.finish(&mut out);
+                    ended = true;
+                }
+            }
+        }
+        if out.is_empty() && ended {
+            return Err(match finish {
+                Some(_) => Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
+                    .detail("empty_content"),
+                None => Failure::new(FailureClass::InvalidResponse, "the stream ended before any content")
+                    .detail("truncated"),
+            });
+        }
+        let mut committed = false;
+        for item in out.drain(..) {
+            let decoded = match item {
+                Ok(d) => d,
+                Err(_) => {
+                    malformed += 1;
+                    continue;
+                }
+            };
+            for ev in &decoded.events {
+                match ev {
+                    StreamEvent::Error(f) => return Err(redact(f.clone(), dep)),
+                    StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
+                    // A terminator before any content: an empty answer.
+                    StreamEvent::Done if !committed => {
+                        return Err(
+                            Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
+                                .detail("empty_content"),
+                        )
+                    }
+                    _ => {}
+                }
+                // A refusal with no text is still the answer: deliver it rather than fail over.
+                committed |= ev.is_content()
+                    || matches!(
+                        ev,
+                        StreamEvent::Finish {
+                            reason: FinishReason::ContentFilter,
+                            ..
+                        }
+                    );
+            }
+            buffered.push(decoded);
+        }
+        if committed {
+            let ttft = started.elapsed();
+            return Ok(Success::Stream(Box::new(LiveStream::new(
+                dep.clone(),
+                buffered,
+                body,
+                decoder,
+                started,
+                ttft,
+                attempt_deadline,
+                malformed,
+            ))));
+        }
+    }
+}
+
+/// The request as this deployment should receive it: the chain entry's overrides applied.
+fn with_overrides<'a>(dep: &Deployment, req: &'a ChatRequest) -> Cow<'a, ChatRequest> {
+    let o = &dep.overrides;
+    if o.temperature.is_none() && o.top_p.is_none() && o.max_tokens.is_none() && o.stop.is_none() {
+        return Cow::Borrowed(req);
+    }
+    let mut r = req.clone();
+    if let Some(t) = o.temperature {
+        r.params.temperature = Some(t);
+    }
+    if let Some(p) = o.top_p {
+        r.params.top_p = Some(p);
+    }
+    if let Some(m) = o.max_tokens {
+        r.params.max_tokens = Some(m);
+    }
+    if let Some(s) = &o.stop {
+        r.params.stop = s.clone();
+    }
+    Cow::Owned(r)
+}
+
+/// Reads a body up to `limit` bytes.
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transport_failure(&e))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Failure::new(
+                FailureClass::InvalidResponse,
+                format!("response larger than {limit} bytes"),
+            )
+            .detail("too_large"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Classifies a transport error (no HTTP status).
+pub(crate) fn transport_failure(e: &reqwest::Error) -> Failure {
+    // reqwest's messages name the URL's host but never headers, so they carry no credentials.
+    let msg = error_chain(e);
+    if e.is_connect() {
+        let detail = if e.is_timeout() { "connect_timeout" } else { "connect" };
+        Failure::new(FailureClass::Connect, msg).detail(detail)
+    } else if e.is_timeout() {
+        Failure::new(FailureClass::Timeout, msg).detail("total")
+    } else {
+        // The connection was reset or closed before or during the answer.
+        Failure::new(FailureClass::Connect, msg).detail("reset")
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    // reqwest prints the full URL, which for some providers could carry a key in the query.
+    if let Some(i) = s.find('?') {
+        let end = s[i..].find([' ', ')']).map(|j| i + j).unwrap_or(s.len());
+        s.replace_range(i..end, "?…");
+    }
+    s
+}
+
+/// Removes the deployment's credential (and anything that looks like a key) from a message.
+fn redact(mut f: Failure, dep: &Deployment) -> Failure {
+    f.message = crate::failure::redact_secrets(&f.message, Some(dep.api_key.expose()));
+    f
+}
+
+#[allow(dead_code)]
+fn _assert_send(dep: Arc<Deployment>, req: ChatRequest) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(run(&dep, &req, Instant::now() + Duration::from_secs(1)));
+}

@@ -1,0 +1,264 @@
+//! Routes and deployments, resolved once from the configuration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{Config, Policy, StreamFailure, TargetConfig};
+use crate::provider::{self, Adapter, Endpoint};
+
+/// Settings resolved with precedence chain entry > route > `defaults` > built-in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub ttft_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub max_retry_wait: Duration,
+}
+
+impl Limits {
+    /// Built-in values, used where no configuration level sets one.
+    pub const BUILT_IN: Limits = Limits {
+        deadline: Duration::from_secs(180),
+        timeout: Duration::from_secs(120),
+        connect_timeout: Duration::from_secs(5),
+        ttft_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+        max_retries: 1,
+        backoff_base: Duration::from_millis(250),
+        backoff_max: Duration::from_secs(5),
+        max_retry_wait: Duration::from_secs(10),
+    };
+
+    pub fn resolve(p: &Policy) -> Limits {
+        let b = Limits::BUILT_IN;
+        let d = |v: Option<crate::config::HumanDuration>, dflt: Duration| v.map(|h| h.0).unwrap_or(dflt);
+        Limits {
+            deadline: d(p.deadline, b.deadline),
+            timeout: d(p.timeout, b.timeout),
+            connect_timeout: d(p.connect_timeout, b.connect_timeout),
+            ttft_timeout: d(p.ttft_timeout, b.ttft_timeout),
+            idle_timeout: d(p.idle_timeout, b.idle_timeout),
+            max_retries: p.max_retries.unwrap_or(b.max_retries),
+            backoff_base: d(p.backoff_base, b.backoff_base),
+            backoff_max: d(p.backoff_max, b.backoff_max),
+            max_retry_wait: d(p.max_retry_wait, b.max_retry_wait),
+        }
+    }
+}
+
+/// Request parameters a chain entry overrides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub stop: Option<Vec<String>>,
+    /// Provider-native body fields, merged last.
+    pub params: Map<String, Value>,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.max_tokens.is_none()
+            && self.stop.is_none()
+            && self.params.is_empty()
+    }
+}
+
+/// One provider + model + credentials: the unit that fails, cools down and is balanced.
+pub struct Deployment {
+    /// `provider/model`, with `#n` appended when a route lists the same pair twice (e.g. two keys).
+    pub id: String,
+    pub endpoint: Arc<Endpoint>,
+    pub adapter: Arc<dyn Adapter>,
+    pub model: String,
+    pub api_key: crate::config::Secret,
+    pub overrides: Overrides,
+    pub limits: Limits,
+    pub weight: u32,
+    pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A named fallback chain. `steps` are tried in order; deployments inside one step are
+/// equivalent and balanced by weight.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub steps: Vec<Vec<Arc<Deployment>>>,
+    pub limits: Limits,
+    pub stream_failure: StreamFailure,
+    pub description: Option<String>,
+}
+
+impl Route {
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.steps.iter().flatten()
+    }
+}
+
+/// Every route, plus what is needed to build a one-target route for `provider/model`.
+pub struct RouteTable {
+    routes: BTreeMap<String, Arc<Route>>,
+    endpoints: BTreeMap<String, Arc<Endpoint>>,
+    defaults: Policy,
+    direct_models: bool,
+    clients: Clients,
+}
+
+impl RouteTable {
+    pub fn from_config(c: &Config) -> RouteTable {
+        let endpoints: BTreeMap<String, Arc<Endpoint>> = c
+            .providers
+            .iter()
+            .map(|(n, p)| (n.clone(), Arc::new(Endpoint::from_config(n, p))))
+            .collect();
+        let clients = Clients::default();
+        let mut routes = BTreeMap::new();
+        for (name, rc) in &c.routes {
+            let route_policy = c.defaults.overlay(&rc.policy());
+            // Stable sort: equal priorities keep file order; entries without a priority come last.
+            let mut entries: Vec<(usize, &TargetConfig)> = rc.fallback_chain.iter().enumerate().collect();
+            entries.sort_by_key(|(i, t)| (t.priority.unwrap_or(i64::MAX), *i));
+            let mut steps: Vec<Vec<Arc<Deployment>>> = Vec::new();
+            let mut last_priority = None;
+            let mut seen: HashMap<String, u32> = HashMap::new();
+            for (_, t) in entries {
+                let Some(endpoint) = endpoints.get(&t.provider) else {
+                    continue;
+                };
+                let base_id = format!("{}/{}", t.provider, t.model);
+                let n = seen.entry(base_id.clone()).or_insert(0);
+                *n += 1;
+                let id = if *n == 1 { base_id } else { format!("{base_id}#{n}") };
+                let limits = Limits::resolve(&route_policy.overlay(&t.policy()));
+                let dep = Arc::new(Deployment {
+                    id,
+                    endpoint: endpoint.clone(),
+                    adapter: provider::adapter(endpoint.kind),
+                    model: t.model.clone(),
+                    api_key: t.api_key.clone().unwrap_or_else(|| endpoint.api_key.clone()),
+                    overrides: Overrides {
+                        temperature: t.temperature,
+                        top_p: t.top_p,
+                        max_tokens: t.max_tokens,
+                        stop: t.stop.clone(),
+                        params: t.params.clone(),
+                    },
+                    limits,
+                    weight: t.weight.unwrap_or(1),
+                    http: clients.get(limits.connect_timeout),
+                });
+                // Only explicit, equal priorities form a group; unprioritised entries stay sequential.
+                match (t.priority, last_priority) {
+                    (Some(p), Some(lp)) if p == lp => {
+                        if let Some(last) = steps.last_mut() {
+                            last.push(dep)
+                        }
+                    }
+                    _ => steps.push(vec![dep]),
+                }
+                last_priority = t.priority;
+            }
+            routes.insert(
+                name.clone(),
+                Arc::new(Route {
+                    name: name.clone(),
+                    steps,
+                    limits: Limits::resolve(&route_policy),
+                    stream_failure: rc.stream_failure,
+                    description: rc.description.clone(),
+                }),
+            );
+        }
+        RouteTable {
+            routes,
+            endpoints,
+            defaults: c.defaults.clone(),
+            direct_models: c.server.direct_models,
+            clients,
+        }
+    }
+
+    /// The route a request's `model` names: a configured route, or `provider/model` when direct
+    /// addressing is enabled.
+    pub fn resolve(&self, model: &str) -> Option<Arc<Route>> {
+        if let Some(r) = self.routes.get(model) {
+            return Some(r.clone());
+        }
+        if !self.direct_models {
+            return None;
+        }
+        let (provider, target_model) = model.split_once('/')?;
+        let endpoint = self.endpoints.get(provider)?;
+        if target_model.is_empty() {
+            return None;
+        }
+        let limits = Limits::resolve(&self.defaults);
+        let dep = Arc::new(Deployment {
+            id: model.to_string(),
+            endpoint: endpoint.clone(),
+            adapter: provider::adapter(endpoint.kind),
+            model: target_model.to_string(),
+            api_key: endpoint.api_key.clone(),
+            overrides: Overrides::default(),
+            limits,
+            weight: 1,
+            http: self.clients.get(limits.connect_timeout),
+        });
+        Some(Arc::new(Route {
+            name: model.to_string(),
+            steps: vec![vec![dep]],
+            limits,
+            stream_failure: StreamFailure::Error,
+            description: None,
+        }))
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
+    }
+}
+
+/// One HTTP client (and connection pool) per connect timeout, since reqwest sets it per client.
+#[derive(Default)]
+struct Clients {
+    by_connect: std::sync::Mutex<HashMap<Duration, reqwest::Client>>,
+}
+
+impl Clients {
+    fn get(&self, connect: Duration) -> reqwest::Client {
+        // Never held across an await; a poisoned map is still a valid map.
+        let mut map = self.by_connect.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(connect).or_insert_with(|| build_client(connect)).clone()
+    }
+}
+
+pub fn build_client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        // Every hop needs it: without it, added p99 grows by milliseconds (DESIGN section 8).
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

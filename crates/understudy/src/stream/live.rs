@@ -1,0 +1,210 @@
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::time::{timeout_at, Instant};
+
+use crate::canonical::{Decoded, FinishReason, StreamEvent, Usage};
+use crate::failure::{Failure, FailureClass};
+use crate::route::Deployment;
+use crate::wire::{Malformed, StreamDecoder};
+
+/// What the relay receives next.
+#[derive(Debug)]
+pub enum LiveItem {
+    Frame(Decoded),
+    End(StreamEnd),
+}
+
+/// How a committed stream ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEnd {
+    /// The answer is complete. `terminator` says whether the provider sent its own terminator
+    /// (`[DONE]`, `message_stop`); when it did not but a finish reason arrived, the stream is
+    /// finalised at once instead of waiting.
+    Complete { terminator: bool },
+    /// Cut, stalled or errored after the commit point: never presented as a success.
+    Broken(Failure),
+}
+
+/// A provider stream past its commit point.
+pub struct LiveStream {
+    pub deployment: Arc<Deployment>,
+    pending: VecDeque<Decoded>,
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    decoder: Box<dyn StreamDecoder>,
+    decoded: Vec<Result<Decoded, Malformed>>,
+    pub started: Instant,
+    /// Time from the start of the attempt to the first content.
+    pub ttft: Duration,
+    deadline: Instant,
+    idle: Duration,
+    /// Malformed frames skipped so far.
+    pub malformed: u32,
+    pub usage: Option<Usage>,
+    pub finish: Option<FinishReason>,
+    /// The response id and model the provider announced.
+    pub id: Option<String>,
+    pub model: Option<String>,
+    ended: Option<StreamEnd>,
+    eof: bool,
+}
+
+impl LiveStream {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        deployment: Arc<Deployment>,
+        buffered: Vec<Decoded>,
+        body: BoxStream<'static, reqwest::Result<Bytes>>,
+        decoder: Box<dyn StreamDecoder>,
+        started: Instant,
+        ttft: Duration,
+        deadline: Instant,
+        malformed: u32,
+    ) -> LiveStream {
+        let idle = deployment.limits.idle_timeout;
+        let mut s = LiveStream {
+            deployment,
+            pending: VecDeque::new(),
+            body,
+            decoder,
+            decoded: Vec::new(),
+            started,
+            ttft,
+            deadline,
+            idle,
+            malformed,
+            usage: None,
+            finish: None,
+            id: None,
+            model: None,
+            ended: None,
+            eof: false,
+        };
+        for d in buffered {
+            s.observe(&d);
+            s.pending.push_back(d);
+        }
+        s
+    }
+
+    /// Records what a frame says about the answer; stops at the terminator or an error.
+    fn observe(&mut self, d: &Decoded) {
+        for ev in &d.events {
+            match ev {
+                StreamEvent::Start { id, model } => {
+                    if self.id.is_none() {
+                        self.id.clone_from(id);
+                    }
+                    if self.model.is_none() {
+                        self.model.clone_from(model);
+                    }
+                }
+                StreamEvent::Usage(u) => self.usage = Some(*u),
+                StreamEvent::Finish { reason, .. } => self.finish = Some(reason.clone()),
+                StreamEvent::Done if self.ended.is_none() => {
+                    self.ended = Some(StreamEnd::Complete { terminator: true });
+                }
+                StreamEvent::Error(f) if self.ended.is_none() => {
+                    self.ended = Some(StreamEnd::Broken(
+                        Failure::new(FailureClass::StreamBroken, format!("provider error mid-stream: {f}"))
+                            .detail("provider_error"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame, or how the stream ended (returned once; `None` afterwards).
+    pub async fn next(&mut self) -> Option<LiveItem> {
+        loop {
+            if let Some(d) = self.pending.pop_front() {
+                // Frames after an error are not forwarded; the terminator frame itself is.
+                let is_error = d.events.iter().any(|e| matches!(e, StreamEvent::Error(_)));
+                if !is_error {
+                    return Some(LiveItem::Frame(d));
+                }
+                self.pending.clear();
+                continue;
+            }
+            if let Some(end) = self.ended.take() {
+                self.eof = true;
+                self.pending.clear();
+                return Some(LiveItem::End(end));
+            }
+            if self.eof {
+                return None;
+            }
+            self.fill().await;
+        }
+    }
+
+    /// Reads more of the body into `pending`, or decides how the stream ended.
+    async fn fill(&mut self) {
+        let idle_at = (Instant::now() + self.idle).min(self.deadline);
+        let next = timeout_at(idle_at, self.body.next()).await;
+        match next {
+            Err(_) => {
+                let detail = if idle_at == self.deadline { "total" } else { "idle" };
+                self.ended = Some(StreamEnd::Broken(
+                    Failure::new(
+                        FailureClass::StreamBroken,
+                        format!("the stream stalled ({detail} timeout)"),
+                    )
+                    .detail(detail),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                let msg = crate::route::attempt::transport_failure(&e).message;
+                self.ended = Some(StreamEnd::Broken(
+                    Failure::new(FailureClass::StreamBroken, format!("connection lost mid-stream: {msg}"))
+                        .detail("connection_lost"),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => self.decoder.feed(&chunk, &mut self.decoded),
+            Ok(None) => {
+                self.decoder.finish(&mut self.decoded);
+                self.take_decoded();
+                if self.ended.is_none() {
+                    self.ended = Some(match self.finish {
+                        Some(_) => StreamEnd::Complete { terminator: false },
+                        None => StreamEnd::Broken(
+                            Failure::new(
+                                FailureClass::StreamBroken,
+                                "the stream ended before the answer was complete",
+                            )
+                            .detail("truncated"),
+                        ),
+                    });
+                }
+                return;
+            }
+        }
+        self.take_decoded();
+    }
+
+    fn take_decoded(&mut self) {
+        let items: Vec<_> = self.decoded.drain(..).collect();
+        for item in items {
+            match item {
+                Ok(d) => {
+                    if self.ended.is_some() {
+                        // Nothing after the terminator or an error counts.
+                        continue;
+                    }
+                    self.observe(&d);
+                    self.pending.push_back(d);
+                }
+                Err(_) => {
+                    self.malformed += 1;
+                    metrics::counter!(crate::report::metrics::MALFORMED, "deployment" => self.deployment.id.clone())
+                        .increment(1);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Writes a committed stream in the caller's dialect. A caller of the provider's own dialect
+//! gets the provider's frames unchanged (fields the gateway does not model survive); any other
+//! caller gets the canonical events re-encoded. A broken stream always ends with an in-band
+//! error and never with a terminator.
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+
+use super::{LiveItem, LiveStream, StreamEnd};
+use crate::canonical::{Dialect, StreamEvent, Usage};
+use crate::failure::Failure;
+use crate::wire::{self, ErrorBody, StreamEncoder, StreamInit};
+
+/// How a relayed stream ended, for reporting.
+#[derive(Debug, Clone)]
+pub struct RelayOutcome {
+    pub deployment: String,
+    pub usage: Option<Usage>,
+    /// `None` when the stream completed; the failure when it broke.
+    pub broken: Option<Failure>,
+    /// The client went away before the end.
+    pub client_closed: bool,
+    pub malformed: u32,
+    pub ttft: std::time::Duration,
+    pub elapsed: std::time::Duration,
+}
+
+pub type OnEnd = Box<dyn FnOnce(RelayOutcome) + Send>;
+
+struct Relay {
+    live: LiveStream,
+    front: Dialect,
+    passthrough: bool,
+    include_usage: bool,
+    encoder: Option<Box<dyn StreamEncoder>>,
+    done: bool,
+    on_end: Option<OnEnd>,
+}
+
+/// The caller's SSE body. `on_end` runs once when the stream ends or the client goes away.
+pub fn sse_body(
+    live: LiveStream,
+    front: Dialect,
+    include_usage: bool,
+    on_end: OnEnd,
+) -> impl Stream<Item = Bytes> + Send {
+    let passthrough = live.deployment.adapter.dialect() == front;
+    let relay = Relay {
+        live,
+        front,
+        passthrough,
+        include_usage,
+        encoder: None,
+        done: false,
+        on_end: Some(on_end),
+    };
+    futures::stream::unfold(relay, |mut r| async move { r.next().await.map(|b| (b, r)) })
+}
+
+impl Relay {
+    fn encoder(&mut self) -> &mut Box<dyn StreamEncoder> {
+        let live = &self.live;
+        let front = self.front;
+        let include_usage = self.include_usage;
+        self.encoder.get_or_insert_with(|| {
+            let init = StreamInit {
+                id: live
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("understudy-{}", uuid::Uuid::new_v4().simple())),
+                model: live.model.clone().unwrap_or_else(|| live.deployment.model.clone()),
+                created: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                include_usage,
+                input_tokens: live.usage.map(|u| u.input_tokens),
+            };
+            wire::front::stream_encoder(front, init)
+        })
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        while !self.done {
+            let item = self.live.next().await?;
+            let mut out = BytesMut::new();
+            match item {
+                LiveItem::Frame(d) => {
+                    if self.passthrough {
+                        // The gateway always asks OpenAI for usage; hide the usage chunk from a
+                        // caller who did not.
+                        let usage_only = matches!(d.events.as_slice(), [StreamEvent::Usage(_)]);
+                        let hidden = usage_only && !self.include_usage && self.front == Dialect::OpenAi;
+                        if !hidden && !d.raw.is_empty() {
+                            out.extend_from_slice(&d.raw);
+                        }
+                    } else {
+                        let enc = self.encoder();
+                        for ev in &d.events {
+                            enc.event(ev, &mut out);
+                        }
+                    }
+                }
+                LiveItem::End(end) => {
+                    self.done = true;
+                    let broken = match end {
+                        StreamEnd::Complete { terminator } => {
+                            if !self.passthrough {
+                                let usage = self.live.usage;
+                                self.encoder().finish(usage, &mut out);
+                            } else if !terminator {
+                                out.extend_from_slice(wire::front::stream_terminator(self.front));
+                            }
+                            None
+                        }
+                        StreamEnd::Broken(f) => {
+                            let err =
+                                ErrorBody::new(502, "stream_broken", format!("the answer was cut off: {}", f.message))
+                                    .code(f.detail.unwrap_or("stream_broken"));
+                            self.encoder().error(&err, &mut out);
+                            Some(f)
+                        }
+                    };
+                    self.report(broken, false);
+                }
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+        }
+        None
+    }
+
+    fn report(&mut self, broken: Option<Failure>, client_closed: bool) {
+        if let Some(f) = self.on_end.take() {
+            f(RelayOutcome {
+                deployment: self.live.deployment.id.clone(),
+                usage: self.live.usage,
+                broken,
+                client_closed,
+                malformed: self.live.malformed,
+                ttft: self.live.ttft,
+                elapsed: self.live.started.elapsed(),
+            });
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The client went away mid-stream: the upstream connection closes with us.
+        self.report(None, true);
+    }
+}
