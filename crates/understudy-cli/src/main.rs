@@ -1,1 +1,128 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// understudy: an LLM gateway that keeps answering when providers fail.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, env = "UNDERSTUDY_CONFIG")]
+        config: PathBuf,
+        /// Overrides `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file without starting.
+    Check { file: PathBuf },
+    /// Run the fault-injecting mock provider (OpenAI, Anthropic and Gemini wire formats).
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Default fault for every request, in model-suffix syntax: `error=rate_limit+retry_after=2`.
+        #[arg(long)]
+        fault: Option<String>,
+        /// The answer text.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Start simulated providers and the gateway, break the primary, and watch traffic fail over.
+    Demo {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 8)]
+        phase_secs: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { file } => match understudy_cli::check::check(&file) {
+            Ok((_, summary)) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Mock { listen, fault, text } => mock(listen, fault, text).await,
+        Command::Demo { phase_secs } => understudy_cli::demo::run(phase_secs).await,
+    }
+}
+
+async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
+    understudy_cli::telemetry::init_logging("info");
+    understudy_cli::telemetry::install_metrics();
+    let loaded = match understudy::config::load_file(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let addr = match listen.map(Ok).unwrap_or_else(|| loaded.config.server.listen.parse()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: server.listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match understudy_cli::server::start(&loaded.config, addr).await {
+        Ok(handle) => {
+            tracing::info!(listen = %handle.addr(), routes = loaded.config.routes.len(), "understudy is serving");
+            tokio::select! {
+                _ = handle_wait(handle) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn handle_wait(h: understudy_cli::server::ServerHandle) {
+    h.wait().await
+}
+
+async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>) -> ExitCode {
+    understudy_cli::telemetry::init_logging("warn");
+    let default_fault = match fault.as_deref().map(understudy_mock::Fault::parse).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: --fault: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = understudy_mock::MockConfig { default_fault, text, ..Default::default() };
+    match understudy_mock::start(listen, config).await {
+        Ok(h) => {
+            println!("understudy mock provider on {} (OpenAI /v1, Anthropic /v1/messages, Gemini /v1beta)", h.url());
+            let _ = tokio::signal::ctrl_c().await;
+            h.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -152,3 +152,21 @@ impl Drop for Relay {
         self.report(None, true);
     }
 }
+
+/// A complete answer as the caller's SSE body, in one piece.
+pub fn replay_body(resp: &crate::canonical::ChatResponse, front: Dialect, include_usage: bool) -> Bytes {
+    let init = StreamInit {
+        id: resp.id.clone(),
+        model: resp.model.clone(),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        include_usage,
+        input_tokens: Some(resp.usage.input_tokens),
+    };
+    let mut enc = wire::front::stream_encoder(front, init);
+    let mut out = BytesMut::new();
+    for ev in super::replay::events(resp) {
+        enc.event(&ev, &mut out);
+    }
+    enc.finish(Some(resp.usage), &mut out);
+    out.freeze()
+}
