@@ -26,7 +26,10 @@ impl Adapter for Anthropic {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // No key configured: send none, so a proxy that adds its own credentials still works.
         if !call.api_key.is_empty() {
-            headers.insert(HeaderName::from_static("x-api-key"), secret_header(call.api_key.expose())?);
+            headers.insert(
+                HeaderName::from_static("x-api-key"),
+                secret_header(call.api_key.expose())?,
+            );
         }
         let version = HeaderValue::from_str(&endpoint.anthropic_version).map_err(|_| {
             Failure::new(
@@ -126,7 +129,10 @@ mod tests {
         let mut d = Anthropic.stream_decoder();
         let mut out = Vec::new();
         d.feed(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", &mut out);
-        assert_eq!(out[0].as_ref().unwrap().events, vec![crate::canonical::StreamEvent::Done]);
+        assert_eq!(
+            out[0].as_ref().unwrap().events,
+            vec![crate::canonical::StreamEvent::Done]
+        );
         assert_eq!(Anthropic.dialect(), Dialect::Anthropic);
     }
 }

@@ -99,10 +99,16 @@ mod tests {
             FinishReason::StopSequence(Some("\n\nHuman:".into()))
         );
         assert_eq!(finish_reason("max_tokens", None), FinishReason::Length);
-        assert_eq!(finish_reason("model_context_window_exceeded", None), FinishReason::Length);
+        assert_eq!(
+            finish_reason("model_context_window_exceeded", None),
+            FinishReason::Length
+        );
         assert_eq!(finish_reason("tool_use", None), FinishReason::ToolCalls);
         assert_eq!(finish_reason("refusal", None), FinishReason::ContentFilter);
-        assert_eq!(finish_reason("pause_turn", None), FinishReason::Other("pause_turn".into()));
+        assert_eq!(
+            finish_reason("pause_turn", None),
+            FinishReason::Other("pause_turn".into())
+        );
         assert_eq!(stop_reason(&FinishReason::Other("x".into())), ("end_turn", None));
         assert_eq!(
             stop_reason(&FinishReason::StopSequence(Some("END".into()))),

@@ -5,8 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::tool_input;
 use crate::canonical::{
-    ChatRequest, ContentPart, Dialect, ImageSource, Message, Native, Params, ResponseFormat, Role, ToolChoice,
-    ToolDef,
+    ChatRequest, ContentPart, Dialect, ImageSource, Message, Native, Params, ResponseFormat, Role, ToolChoice, ToolDef,
 };
 use crate::wire::BadRequest;
 
@@ -36,7 +35,9 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, BadRequest> {
     }
     let max_tokens = match field(&obj, "max_tokens") {
         None => return Err(missing("max_tokens")),
-        Some(v) => v.as_u64().ok_or_else(|| wrong_type("max_tokens", "non-negative integer"))?,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| wrong_type("max_tokens", "non-negative integer"))?,
     };
     let messages = match field(&obj, "messages") {
         None => return Err(missing("messages")),
@@ -438,7 +439,10 @@ pub fn encode_messages(messages: &[Message]) -> Vec<Value> {
         }
     }
     if matches!(turns.first(), Some((Role::Assistant, _))) {
-        turns.insert(0, (Role::User, vec![json!({"type": "text", "text": LEADING_USER_TURN})]));
+        turns.insert(
+            0,
+            (Role::User, vec![json!({"type": "text", "text": LEADING_USER_TURN})]),
+        );
     }
     turns
         .into_iter()
@@ -498,7 +502,10 @@ fn encode_plain(part: &ContentPart) -> Option<Value> {
             value,
         } => Some(value.clone()),
         ContentPart::Other { dialect, .. } => {
-            tracing::debug!(dialect = dialect.as_str(), "dropping a content block Anthropic cannot take");
+            tracing::debug!(
+                dialect = dialect.as_str(),
+                "dropping a content block Anthropic cannot take"
+            );
             None
         }
         ContentPart::ToolCall { .. } | ContentPart::ToolResult { .. } => None,

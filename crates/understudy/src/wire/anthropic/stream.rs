@@ -273,7 +273,11 @@ impl Encoder {
             "stop_sequence": null,
             "usage": {"input_tokens": self.init.input_tokens.unwrap_or(0), "output_tokens": 0},
         });
-        Self::emit(out, "message_start", &json!({"type": "message_start", "message": message}));
+        Self::emit(
+            out,
+            "message_start",
+            &json!({"type": "message_start", "message": message}),
+        );
     }
 
     fn close_block(&mut self, out: &mut BytesMut) {
@@ -341,7 +345,11 @@ impl Encoder {
             }
         };
         if !arguments.is_empty() {
-            Self::delta(out, block, json!({"type": "input_json_delta", "partial_json": arguments}));
+            Self::delta(
+                out,
+                block,
+                json!({"type": "input_json_delta", "partial_json": arguments}),
+            );
         }
     }
 }

@@ -38,7 +38,10 @@ fn decodes_the_reference_sample() {
     match &req.messages[1].content[..] {
         [ContentPart::ToolCall { id, name, arguments }] => {
             assert_eq!((id.as_str(), name.as_str()), ("toolu_01", "get_weather"));
-            assert_eq!(serde_json::from_str::<Value>(arguments).unwrap(), json!({"city": "Oslo"}));
+            assert_eq!(
+                serde_json::from_str::<Value>(arguments).unwrap(),
+                json!({"city": "Oslo"})
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -70,7 +73,10 @@ fn decodes_the_reference_sample() {
     let native = req.native.unwrap();
     assert_eq!(native.dialect, Dialect::Anthropic);
     assert!(!native.messages_edited);
-    assert_eq!(Value::Object(native.body), serde_json::from_str::<Value>(SAMPLE).unwrap());
+    assert_eq!(
+        Value::Object(native.body),
+        serde_json::from_str::<Value>(SAMPLE).unwrap()
+    );
 }
 
 #[test]
@@ -102,7 +108,9 @@ fn decodes_other_blocks_tool_choices_and_server_tools() {
             source: ImageSource::Url("https://x/a.png".into())
         }
     );
-    assert!(matches!(&user[1], ContentPart::Other { dialect: Dialect::Anthropic, value } if value["type"] == "document"));
+    assert!(
+        matches!(&user[1], ContentPart::Other { dialect: Dialect::Anthropic, value } if value["type"] == "document")
+    );
     assert!(matches!(&user[2], ContentPart::Other { value, .. } if value["source"]["file_id"] == "f1"));
     let asst = &req.messages[1].content;
     assert!(matches!(&asst[0], ContentPart::Other { value, .. } if value["signature"] == "sig"));
@@ -152,7 +160,12 @@ fn bad_requests_name_the_field() {
     assert_eq!(decode(b"[1]").unwrap_err().param, None);
     assert_eq!(decode(b"").unwrap_err().param, None);
     assert_eq!(param(without("max_tokens")), some("max_tokens"));
-    assert_eq!(decode(without("max_tokens").to_string().as_bytes()).unwrap_err().message, "max_tokens: Field required");
+    assert_eq!(
+        decode(without("max_tokens").to_string().as_bytes())
+            .unwrap_err()
+            .message,
+        "max_tokens: Field required"
+    );
     assert_eq!(param(with("/max_tokens", json!(-1))), some("max_tokens"));
     assert_eq!(param(with("/max_tokens", json!("10"))), some("max_tokens"));
     assert_eq!(param(with("/max_tokens", json!(1.5))), some("max_tokens"));
@@ -163,19 +176,34 @@ fn bad_requests_name_the_field() {
     assert_eq!(param(with("/messages", json!([]))), some("messages"));
     assert_eq!(param(with("/messages", json!("hi"))), some("messages"));
     assert_eq!(param(with("/messages/0", json!("hi"))), some("messages[0]"));
-    assert_eq!(param(with("/messages/0/role", json!("system"))), some("messages[0].role"));
-    assert_eq!(param(with("/messages/0/content", json!(3))), some("messages[0].content"));
-    assert_eq!(param(with("/messages/0/content", json!([{"text": "x"}]))), some("messages[0].content[0].type"));
+    assert_eq!(
+        param(with("/messages/0/role", json!("system"))),
+        some("messages[0].role")
+    );
+    assert_eq!(
+        param(with("/messages/0/content", json!(3))),
+        some("messages[0].content")
+    );
+    assert_eq!(
+        param(with("/messages/0/content", json!([{"text": "x"}]))),
+        some("messages[0].content[0].type")
+    );
     assert_eq!(
         param(with("/messages/0/content", json!([{"type": "text", "text": 1}]))),
         some("messages[0].content[0].text")
     );
     assert_eq!(
-        param(with("/messages/0/content", json!([{"type": "tool_use", "id": "a", "name": "b", "input": "x"}]))),
+        param(with(
+            "/messages/0/content",
+            json!([{"type": "tool_use", "id": "a", "name": "b", "input": "x"}])
+        )),
         some("messages[0].content[0].input")
     );
     assert_eq!(
-        param(with("/messages/0/content", json!([{"type": "image", "source": {"type": "base64"}}]))),
+        param(with(
+            "/messages/0/content",
+            json!([{"type": "image", "source": {"type": "base64"}}])
+        )),
         some("messages[0].content[0].source.media_type")
     );
     assert_eq!(param(with("/temperature", json!("hot"))), some("temperature"));
@@ -184,11 +212,23 @@ fn bad_requests_name_the_field() {
     assert_eq!(param(with("/stop_sequences", json!("END"))), some("stop_sequences"));
     assert_eq!(param(with("/stream", json!("yes"))), some("stream"));
     assert_eq!(param(with("/system", json!(1))), some("system"));
-    assert_eq!(param(with("/system", json!([{"type": "image"}]))), some("system[0].type"));
+    assert_eq!(
+        param(with("/system", json!([{"type": "image"}]))),
+        some("system[0].type")
+    );
     assert_eq!(param(with("/tools", json!({}))), some("tools"));
-    assert_eq!(param(with("/tools", json!([{"name": "t"}]))), some("tools[0].input_schema"));
-    assert_eq!(param(with("/tool_choice", json!({"type": "sometimes"}))), some("tool_choice.type"));
-    assert_eq!(param(with("/tool_choice", json!({"type": "tool"}))), some("tool_choice.name"));
+    assert_eq!(
+        param(with("/tools", json!([{"name": "t"}]))),
+        some("tools[0].input_schema")
+    );
+    assert_eq!(
+        param(with("/tool_choice", json!({"type": "sometimes"}))),
+        some("tool_choice.type")
+    );
+    assert_eq!(
+        param(with("/tool_choice", json!({"type": "tool"}))),
+        some("tool_choice.name")
+    );
 }
 
 #[test]
@@ -235,7 +275,14 @@ fn chain_override_lands_on_the_native_body() {
     assert_eq!(body["max_tokens"], 256);
     assert_eq!(body["stream"], true);
     let original: Value = serde_json::from_str(SAMPLE).unwrap();
-    for k in ["system", "messages", "tools", "tool_choice", "stop_sequences", "metadata"] {
+    for k in [
+        "system",
+        "messages",
+        "tools",
+        "tool_choice",
+        "stop_sequences",
+        "metadata",
+    ] {
         assert_eq!(body[k], original[k], "{k}");
     }
     // Key order is the caller's: overrides replace values in place.
