@@ -1,1 +1,9 @@
-//! The openai dialect.
+//! The OpenAI Chat Completions dialect (OpenAI, Azure OpenAI and the many OpenAI-compatible
+//! servers), both directions:
+//! * front: [`request::decode`], [`response::encode`], [`stream::Encoder`], [`error::encode`];
+//! * provider: [`request::encode`], [`response::decode`], [`stream::Decoder`], [`error::classify`].
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
