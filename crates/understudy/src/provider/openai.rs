@@ -34,7 +34,7 @@ impl Adapter for OpenAi {
             headers.insert(name.clone(), value.clone());
         }
         Ok(UpstreamRequest {
-            url: format!("{}/chat/completions", call.endpoint.base_url),
+            url: chat_url(&call.endpoint.base_url),
             headers,
             body: to_body(&body),
         })
@@ -50,6 +50,15 @@ impl Adapter for OpenAi {
 
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new())
+    }
+}
+
+/// `{base_url}/chat/completions`. A query in the base URL stays at the end, so that an Azure
+/// classic deployment (`…/openai/deployments/{name}?api-version=2024-10-21`) can be configured.
+fn chat_url(base_url: &str) -> String {
+    match base_url.split_once('?') {
+        Some((base, query)) => format!("{}/chat/completions?{query}", base.trim_end_matches('/')),
+        None => format!("{base_url}/chat/completions"),
     }
 }
 
@@ -139,6 +148,18 @@ mod tests {
         assert_eq!(up.headers["api-key"], "azure-key");
         assert_eq!(up.headers["openai-project"], "proj_1");
         assert_eq!(up.headers[CONTENT_TYPE], "application/json; charset=utf-8");
+    }
+
+    #[test]
+    fn azure_classic_query_stays_at_the_end() {
+        assert_eq!(
+            chat_url("https://res.openai.azure.com/openai/deployments/gpt4o/?api-version=2024-10-21"),
+            "https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            chat_url("http://localhost:11434/v1"),
+            "http://localhost:11434/v1/chat/completions"
+        );
     }
 
     #[test]

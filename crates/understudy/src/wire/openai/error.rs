@@ -41,19 +41,20 @@ pub fn encode(err: &ErrorBody) -> Value {
 }
 
 /// Classifies a non-2xx answer. A body that is not JSON (an HTML page from a proxy) still
-/// classifies by status.
+/// classifies by status, but is not kept as `upstream`: an OpenAI SDK could not read it, so the
+/// gateway renders its own error from the message instead.
 pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => {
             let fields = Fields::from_value(&value);
-            finish(status, headers, &fields, || Bytes::copy_from_slice(body))
+            finish(status, headers, &fields, || Some(Bytes::copy_from_slice(body)))
         }
         Err(_) => {
             let fields = Fields {
                 message: non_json_message(status, body),
                 ..Fields::default()
             };
-            finish(status, headers, &fields, || Bytes::copy_from_slice(body))
+            finish(status, headers, &fields, || None)
         }
     }
 }
@@ -64,7 +65,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
 pub fn classify_value(status: u16, headers: &HeaderMap, body: &Value) -> Failure {
     let fields = Fields::from_value(body);
     finish(status, headers, &fields, || {
-        Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+        serde_json::to_vec(body).ok().map(Bytes::from)
     })
 }
 
@@ -128,7 +129,8 @@ fn code_text(v: &Value) -> Option<String> {
 }
 
 /// Builds the [`Failure`]: class, detail and retry hint from the effective status and fields.
-fn finish(status: u16, headers: &HeaderMap, f: &Fields, body: impl FnOnce() -> Bytes) -> Failure {
+/// `body` gives the bytes to keep as `upstream` for a 4xx (the caller's own mistake).
+fn finish(status: u16, headers: &HeaderMap, f: &Fields, body: impl FnOnce() -> Option<Bytes>) -> Failure {
     let effective = effective_status(status, f);
     let (class, detail, retry) = decide(effective, headers, f);
     let message = if f.message.trim().is_empty() {
@@ -139,7 +141,7 @@ fn finish(status: u16, headers: &HeaderMap, f: &Fields, body: impl FnOnce() -> B
     let mut failure = Failure::new(class, message).status(status).retry_after(retry);
     failure.detail = detail;
     if (400..500).contains(&effective) {
-        failure = failure.upstream(Dialect::OpenAi, body());
+        failure.upstream = body().map(|b| (Dialect::OpenAi, b));
     }
     failure
 }

@@ -384,7 +384,7 @@ fn non_json_bodies_classify_by_status() {
     assert_eq!(classify_plain(429, b"").class, FailureClass::RateLimited);
     let f = classify_plain(400, b"bad request");
     assert_eq!(f.class, FailureClass::InvalidRequest);
-    assert_eq!(f.upstream, Some((Dialect::OpenAi, Bytes::from_static(b"bad request"))));
+    assert_eq!(f.upstream, None, "only JSON bodies are handed back to callers");
     assert_eq!(classify_plain(302, b"moved").class, FailureClass::InvalidResponse);
 }
 

@@ -120,6 +120,8 @@ impl StreamEncoder for Encoder {
         }
     }
 
+    /// The usage chunk (when the caller asked for usage and it is known: from `usage`, else the
+    /// last `Usage` event; never invented), then `data: [DONE]`.
     fn finish(&mut self, usage: Option<Usage>, out: &mut BytesMut) {
         if self.closed {
             return;
