@@ -1,10 +1,14 @@
-//! The `openai` provider kind. (Stub: being written.)
+//! The `openai` provider kind: OpenAI itself and every server that speaks its Chat Completions
+//! API (Azure OpenAI's v1 endpoint, vLLM, Ollama, OpenRouter...). The wire format lives in
+//! [`crate::wire::openai`]; this adapter adds the URL and headers.
 
-use http::HeaderMap;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue};
 
-use super::{Adapter, Call, UpstreamRequest};
+use super::{merge_params, secret_header, to_body, Adapter, Call, UpstreamRequest};
 use crate::canonical::{ChatRequest, ChatResponse, Dialect};
 use crate::failure::Failure;
+use crate::wire::openai::{error, request, response, stream};
 use crate::wire::StreamDecoder;
 
 pub struct OpenAi;
@@ -13,16 +17,184 @@ impl Adapter for OpenAi {
     fn dialect(&self) -> Dialect {
         Dialect::OpenAi
     }
-    fn build(&self, _req: &ChatRequest, _call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
-        unimplemented!()
+
+    fn build(&self, req: &ChatRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
+        let mut body = request::encode(req, call.model, call.stream);
+        merge_params(&mut body, call.extra_params);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // Local servers (Ollama, vLLM) take no key: send no header rather than "Bearer ".
+        if !call.api_key.is_empty() {
+            let bearer = secret_header(&format!("Bearer {}", call.api_key.expose()))?;
+            headers.insert(AUTHORIZATION, bearer);
+        }
+        // Configured headers come last, so that they can replace the defaults (Azure's `api-key`
+        // instead of a bearer token, an organisation or project header...).
+        for (name, value) in &call.endpoint.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(UpstreamRequest {
+            url: chat_url(&call.endpoint.base_url),
+            headers,
+            body: to_body(&body),
+        })
     }
-    fn decode_response(&self, _body: &[u8]) -> Result<ChatResponse, Failure> {
-        unimplemented!()
+
+    fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
+        response::decode(body)
     }
-    fn classify_error(&self, _status: u16, _headers: &HeaderMap, _body: &[u8]) -> Failure {
-        unimplemented!()
+
+    fn classify_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
+        error::classify(status, headers, body)
     }
+
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
-        unimplemented!()
+        Box::new(stream::Decoder::new())
+    }
+}
+
+/// `{base_url}/chat/completions`. A query in the base URL stays at the end, so that an Azure
+/// classic deployment (`…/openai/deployments/{name}?api-version=2024-10-21`) can be configured.
+fn chat_url(base_url: &str) -> String {
+    match base_url.split_once('?') {
+        Some((base, query)) => format!("{}/chat/completions?{query}", base.trim_end_matches('/')),
+        None => format!("{base_url}/chat/completions"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderName;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::canonical::{Message, Role};
+    use crate::config::{ProviderKind, Secret};
+    use crate::provider::Endpoint;
+    use crate::FailureClass;
+
+    fn endpoint(headers: Vec<(HeaderName, HeaderValue)>) -> Endpoint {
+        Endpoint {
+            name: "oai".into(),
+            kind: ProviderKind::Openai,
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: Secret::new("sk-provider"),
+            headers,
+            anthropic_version: String::new(),
+        }
+    }
+
+    fn build(endpoint: &Endpoint, key: &str, extra: &Map<String, Value>, req: &ChatRequest) -> UpstreamRequest {
+        let key = Secret::new(key);
+        let call = Call {
+            endpoint,
+            model: "gpt-4o-mini",
+            api_key: &key,
+            extra_params: extra,
+            stream: true,
+        };
+        OpenAi.build(req, &call).unwrap()
+    }
+
+    #[test]
+    fn builds_url_headers_and_body() {
+        let req = crate::wire::openai::request::decode(
+            br#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"seed":7}"#,
+        )
+        .unwrap();
+        let mut extra = Map::new();
+        extra.insert("reasoning_effort".into(), json!("low"));
+        extra.insert("temperature".into(), json!(0.5));
+        let up = build(&endpoint(vec![]), "sk-entry", &extra, &req);
+        assert_eq!(up.url, "https://api.openai.com/v1/chat/completions");
+        assert_eq!(up.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(up.headers[AUTHORIZATION], "Bearer sk-entry");
+        assert!(up.headers[AUTHORIZATION].is_sensitive());
+        assert!(!format!("{:?}", up.headers).contains("sk-entry"));
+        let body: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                "temperature": 0.5, "seed": 7, "stream": true, "stream_options": {"include_usage": true},
+                "reasoning_effort": "low"})
+        );
+    }
+
+    #[test]
+    fn no_key_means_no_authorization_and_configured_headers_win() {
+        let req = ChatRequest {
+            model: "smart".into(),
+            messages: vec![Message::text(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        let up = build(&endpoint(vec![]), "", &Map::new(), &req);
+        assert!(up.headers.get(AUTHORIZATION).is_none());
+
+        let headers = vec![
+            (
+                HeaderName::from_static("api-key"),
+                HeaderValue::from_static("azure-key"),
+            ),
+            (
+                HeaderName::from_static("openai-project"),
+                HeaderValue::from_static("proj_1"),
+            ),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            ),
+        ];
+        let up = build(&endpoint(headers), "sk-entry", &Map::new(), &req);
+        assert_eq!(up.headers["api-key"], "azure-key");
+        assert_eq!(up.headers["openai-project"], "proj_1");
+        assert_eq!(up.headers[CONTENT_TYPE], "application/json; charset=utf-8");
+    }
+
+    #[test]
+    fn azure_classic_query_stays_at_the_end() {
+        assert_eq!(
+            chat_url("https://res.openai.azure.com/openai/deployments/gpt4o/?api-version=2024-10-21"),
+            "https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            chat_url("http://localhost:11434/v1"),
+            "http://localhost:11434/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_header_value_is_an_auth_failure() {
+        let key = Secret::new("sk-\nbad");
+        let ep = endpoint(vec![]);
+        let extra = Map::new();
+        let call = Call {
+            endpoint: &ep,
+            model: "m",
+            api_key: &key,
+            extra_params: &extra,
+            stream: false,
+        };
+        let err = OpenAi.build(&ChatRequest::default(), &call).unwrap_err();
+        assert_eq!(err.class, FailureClass::Auth);
+        assert!(!err.message.contains("bad"));
+    }
+
+    #[test]
+    fn delegates_decoding_and_classification() {
+        assert_eq!(OpenAi.dialect(), Dialect::OpenAi);
+        let resp = OpenAi
+            .decode_response(br#"{"id":"c","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#)
+            .unwrap();
+        assert_eq!(resp.choices[0].text(), "ok");
+        let f = OpenAi.classify_error(
+            429,
+            &HeaderMap::new(),
+            br#"{"error":{"code":"insufficient_quota","type":"insufficient_quota","message":"quota"}}"#,
+        );
+        assert!(f.is_quota_exhausted());
+        let mut d = OpenAi.stream_decoder();
+        let mut out = Vec::new();
+        d.feed(b"data: [DONE]\n\n", &mut out);
+        assert_eq!(out.len(), 1);
     }
 }
