@@ -1,1 +1,39 @@
-//! Fault-injecting mock provider.
+//! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic and Gemini wire formats.
+//!
+//! An independent implementation of the providers' formats (it does not use the engine), so
+//! that it catches the gateway's translation bugs instead of mirroring them.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use understudy_mock::{start, Fault, MockConfig};
+//! let mock = start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await?;
+//! // Every request for `gpt-4o` now gets a 429 with `Retry-After: 2`.
+//! mock.set_fault("gpt-4o", Fault::parse("error=rate_limit+retry_after=2").unwrap());
+//! // Or name the fault in the model itself: "gpt-4o+latency=600ms".
+//! println!("{}", mock.url());
+//! # Ok(()) }
+//! ```
+//!
+//! Endpoints: `POST /v1/chat/completions`, `POST /v1/messages`, `GET /v1/models` (OpenAI, or
+//! Anthropic when the request carries `anthropic-version` / `x-api-key`),
+//! `POST /v1beta/models/{model}:generateContent`, `...:streamGenerateContent?alt=sse`,
+//! `GET /v1beta/models`, and the control plane under `/_mock/` (`GET stats`,
+//! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
+//!
+//! All delays use `tokio::time`, so tests can run on tokio's paused clock.
+
+mod answer;
+mod body;
+mod control;
+mod dialect;
+mod fault;
+mod http;
+mod parse;
+mod route;
+mod server;
+mod state;
+
+pub use body::StreamCut;
+pub use fault::{ErrorKind, Fault};
+pub use server::{start, MockControl, MockHandle};
+pub use state::{Dialect, MockConfig, Recorded, Stats};

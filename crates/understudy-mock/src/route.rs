@@ -1,0 +1,305 @@
+//! One request's path: classify the endpoint, read the body, count and record it, pick the
+//! fault, misbehave at the transport level, check auth and input, then error or answer.
+
+use std::borrow::Cow;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use rand::Rng;
+use serde_json::json;
+
+use crate::answer::{Answer, AnswerSpec, StreamFaults};
+use crate::control;
+use crate::dialect::{self, ErrorSpec, Invalid, Parsed};
+use crate::fault::{ErrorKind, Fault};
+use crate::http::{json_response, percent_decode, redacted_path, Resp};
+use crate::parse::Str;
+use crate::server::Conn;
+use crate::state::{Dialect, RawRecord, State};
+
+/// Request bodies above this are refused (the real APIs' limits are lower still).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+enum Endpoint<'a> {
+    Chat(Dialect),
+    /// Gemini names the model in the path: `/v1beta/models/{model}:{method}`.
+    Gemini {
+        model: Cow<'a, str>,
+        stream: bool,
+    },
+    Models(Dialect),
+    Control,
+    NotFound,
+}
+
+fn classify(parts: &Parts) -> Endpoint<'_> {
+    let path = parts.uri.path();
+    match (&parts.method, path) {
+        (&Method::POST, "/v1/chat/completions") => Endpoint::Chat(Dialect::OpenAi),
+        (&Method::POST, "/v1/messages") => Endpoint::Chat(Dialect::Anthropic),
+        // Both OpenAI and Anthropic list models here; Anthropic clients send their headers.
+        (&Method::GET, "/v1/models") => {
+            let anthropic = parts.headers.contains_key("anthropic-version") || parts.headers.contains_key("x-api-key");
+            Endpoint::Models(if anthropic { Dialect::Anthropic } else { Dialect::OpenAi })
+        }
+        (&Method::GET, "/v1beta/models") => Endpoint::Models(Dialect::Gemini),
+        (&Method::POST, p) if p.starts_with("/v1beta/models/") => {
+            gemini_endpoint(p.strip_prefix("/v1beta/models/").unwrap_or(""))
+        }
+        (_, p) if p == "/_mock" || p.starts_with("/_mock/") => Endpoint::Control,
+        _ => Endpoint::NotFound,
+    }
+}
+
+fn gemini_endpoint(rest: &str) -> Endpoint<'_> {
+    let Some((model, method)) = rest.rsplit_once(':') else {
+        return Endpoint::NotFound;
+    };
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return Endpoint::NotFound,
+    };
+    Endpoint::Gemini {
+        model: percent_decode(model),
+        stream,
+    }
+}
+
+pub(crate) async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Resp {
+    let (parts, body) = req.into_parts();
+    match classify(&parts) {
+        Endpoint::Control => control::handle(&parts, body, &conn.state).await,
+        Endpoint::NotFound => not_found(&parts),
+        Endpoint::Models(dialect) => models(&parts, dialect, &conn).await,
+        Endpoint::Chat(dialect) => match read_body(body).await {
+            Ok(bytes) => chat(&parts, &bytes, dialect, None, &conn).await,
+            Err(resp) => resp,
+        },
+        Endpoint::Gemini { model, stream } => match read_body(body).await {
+            Ok(bytes) => chat(&parts, &bytes, Dialect::Gemini, Some((&model, stream)), &conn).await,
+            Err(resp) => resp,
+        },
+    }
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"error": {"message": "request body too large or unreadable", "type": "invalid_request_error"}}),
+        )),
+    }
+}
+
+fn not_found(parts: &Parts) -> Resp {
+    let message = format!("Invalid URL ({} {})", parts.method, parts.uri.path());
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+    )
+}
+
+/// The fault for a request: a shared run-time rule, or one parsed from the model name.
+enum Chosen {
+    Shared(Arc<Fault>),
+    Owned(Fault),
+}
+
+impl Deref for Chosen {
+    type Target = Fault;
+    fn deref(&self) -> &Fault {
+        match self {
+            Chosen::Shared(f) => f,
+            Chosen::Owned(f) => f,
+        }
+    }
+}
+
+/// Run-time rule for the base model, else `*`, else the model-name suffix, else the default.
+/// A suffix that does not parse is reported even when a rule overrides it.
+fn choose(state: &State, base: Option<&str>, suffix: Option<&str>) -> (Chosen, Option<String>) {
+    let parsed = suffix.filter(|s| !s.is_empty()).map(Fault::parse);
+    let (from_suffix, error) = match parsed {
+        Some(Ok(f)) => (Some(f), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let chosen = match (state.runtime_fault(base), from_suffix) {
+        (Some(rule), _) => Chosen::Shared(rule),
+        (None, Some(f)) => Chosen::Owned(f),
+        (None, None) => Chosen::Shared(state.default_fault.clone()),
+    };
+    (chosen, error)
+}
+
+/// Whether the failure part of the fault applies to this request.
+fn roll(fault: &Fault) -> bool {
+    let rate = fault.effective_error_rate();
+    if rate >= 1.0 {
+        true
+    } else if rate <= 0.0 {
+        false
+    } else {
+        rand::rng().random::<f64>() < rate
+    }
+}
+
+/// Reset, hang, then latency (+ jitter), all before any response header.
+async fn transport(fault: &Fault, failing: bool, conn: &Conn) {
+    if failing && fault.reset {
+        conn.reset();
+        std::future::pending::<()>().await;
+    }
+    if failing && fault.hang {
+        // Hyper drops this future when the client closes the connection.
+        std::future::pending::<()>().await;
+    }
+    let mut delay = fault.latency.unwrap_or_default();
+    if let Some(jitter) = fault.latency_jitter.filter(|j| !j.is_zero()) {
+        let nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
+        delay += Duration::from_nanos(rand::rng().random_range(0..=nanos));
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn record(state: &State, parts: &Parts, dialect: Dialect, raw_model: Option<&str>, base: Option<&str>, body: Bytes) {
+    if !state.recording() {
+        return;
+    }
+    state.record(RawRecord {
+        dialect,
+        method: parts.method.clone(),
+        path: redacted_path(parts.uri.path(), parts.uri.query()),
+        model: base.unwrap_or("").to_string(),
+        raw_model: raw_model.unwrap_or("").to_string(),
+        headers: parts.headers.clone(),
+        body,
+    });
+}
+
+async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&str, bool)>, conn: &Conn) -> Resp {
+    let state = &conn.state;
+    let mut parsed = dialect::parse(dialect, body, state.config.lenient);
+    if let (Ok(p), Some((model, stream))) = (&mut parsed, gemini) {
+        p.model = Some(Str(Cow::Borrowed(model)));
+        p.stream = stream;
+    }
+    let raw_model = match (gemini, &parsed) {
+        (Some((model, _)), _) => Some(model),
+        (None, Ok(p)) => p.model.as_deref(),
+        (None, Err(_)) => None,
+    };
+    let (base, suffix) = match raw_model.map(Fault::split_model) {
+        Some((base, suffix)) => (Some(base), suffix),
+        None => (None, None),
+    };
+    state.count(dialect, base);
+    record(state, parts, dialect, raw_model, base, body.clone());
+
+    let (fault, suffix_error) = choose(state, base, suffix);
+    let failing = roll(&fault);
+    transport(&fault, failing, conn).await;
+
+    let request_id = state.next_id();
+    let (key, verdict) = dialect::check_auth(dialect, &parts.headers, parts.uri.query(), &state.config.api_keys);
+    let spec = ErrorSpec {
+        kind: fault.error,
+        status: fault.status,
+        retry_after: fault.retry_after.as_deref(),
+        model: base.unwrap_or(""),
+        api_key: key.as_deref(),
+        request_id,
+    };
+    if let Err(failure) = verdict {
+        return dialect::auth_error(dialect, failure, &spec);
+    }
+    let parsed = match &parsed {
+        Ok(p) => p,
+        Err(invalid) => return dialect::invalid(dialect, invalid, request_id),
+    };
+    if let Some(e) = suffix_error {
+        return dialect::invalid(
+            dialect,
+            &Invalid::new(format!("mock: bad fault suffix: {e}")),
+            request_id,
+        );
+    }
+    if let Some(invalid) = &parsed.invalid {
+        return dialect::invalid(dialect, invalid, request_id);
+    }
+    // Gemini refuses a flagged prompt with a 200 and no candidates, not with an HTTP error.
+    let gemini_block =
+        dialect == Dialect::Gemini && fault.error == Some(ErrorKind::ContentPolicy) && fault.status.is_none();
+    if failing && !gemini_block && (fault.error.is_some() || fault.status.is_some()) {
+        return dialect::error(dialect, &spec);
+    }
+    respond(
+        dialect,
+        parsed,
+        &fault,
+        failing,
+        gemini_block && failing,
+        request_id,
+        state,
+    )
+}
+
+fn respond(
+    dialect: Dialect,
+    parsed: &Parsed<'_>,
+    fault: &Fault,
+    failing: bool,
+    blocked: bool,
+    id: u64,
+    state: &State,
+) -> Resp {
+    let raw = parsed.model.as_deref().unwrap_or("");
+    let answer = Answer::build(AnswerSpec {
+        base: Fault::split_model(raw).0,
+        config_text: state.config.text.as_deref(),
+        fault,
+        failing,
+        prompt_words: parsed.prompt_words,
+        tool: parsed.tool.as_deref(),
+        id,
+        blocked: blocked.then_some("PROHIBITED_CONTENT"),
+    });
+    dialect::answer(dialect, &answer, parsed, &StreamFaults::new(fault, failing))
+}
+
+/// Model listings obey the `*` rule and the default fault, so health probes see outages.
+async fn models(parts: &Parts, dialect: Dialect, conn: &Conn) -> Resp {
+    let state = &conn.state;
+    state.count(dialect, None);
+    record(state, parts, dialect, None, None, Bytes::new());
+    let (fault, _) = choose(state, None, None);
+    let failing = roll(&fault);
+    transport(&fault, failing, conn).await;
+    let request_id = state.next_id();
+    let (key, verdict) = dialect::check_auth(dialect, &parts.headers, parts.uri.query(), &state.config.api_keys);
+    let spec = ErrorSpec {
+        kind: fault.error,
+        status: fault.status,
+        retry_after: fault.retry_after.as_deref(),
+        model: "",
+        api_key: key.as_deref(),
+        request_id,
+    };
+    if let Err(failure) = verdict {
+        return dialect::auth_error(dialect, failure, &spec);
+    }
+    if failing && (fault.error.is_some() || fault.status.is_some()) {
+        return dialect::error(dialect, &spec);
+    }
+    dialect::models(dialect, &state.config.models, request_id)
+}
