@@ -39,6 +39,7 @@ pub enum StartError {
 
 /// Starts the gateway on `listen` and returns at once.
 pub async fn start(config: &Config, listen: SocketAddr) -> Result<ServerHandle, StartError> {
+    crate::telemetry::install_metrics();
     let keys = auth::Keys::from_config(&config.server.api_keys);
     if keys.is_empty() && !listen.ip().is_loopback() && !config.server.allow_unauthenticated {
         return Err(StartError::Unauthenticated(listen));

@@ -37,7 +37,11 @@ pub async fn env(routes: &str) -> Env {
 }
 
 pub async fn env_with(routes: &str, extra: &str) -> Env {
-    let mock = understudy_mock::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    env_full(routes, extra, MockConfig::default()).await
+}
+
+pub async fn env_full(routes: &str, extra: &str, mock_config: MockConfig) -> Env {
+    let mock = understudy_mock::start("127.0.0.1:0".parse().unwrap(), mock_config).await.unwrap();
     let yaml = config_yaml(&mock.url(), routes, extra);
     let loaded = understudy::config::load_str(&yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let gw = server::start(&loaded.config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -131,8 +135,7 @@ impl Env {
 
     /// Upstream requests the mock saw for a base model.
     pub fn upstream(&self, model: &str) -> u64 {
-        let stats = serde_json::to_value(self.mock.stats()).unwrap();
-        count_for(&stats, model)
+        self.mock.stats().model(model)
     }
 
     /// Bodies the mock recorded for a base model, oldest first.
@@ -142,9 +145,6 @@ impl Env {
     }
 }
 
-fn count_for(stats: &Value, model: &str) -> u64 {
-    stats["by_model"][model].as_u64().or_else(|| stats["models"][model].as_u64()).unwrap_or(0)
-}
 
 pub fn openai_body(route: &str) -> Value {
     json!({"model": route, "messages": [{"role": "user", "content": "Say hello."}]})

@@ -69,10 +69,19 @@ fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
     }
-    let (key, message) = match message.split_once(": ") {
+    let (mut key, message) = match message.split_once(": ") {
         Some((k, m)) if !k.contains(' ') && !k.is_empty() => (Some(k.to_string()), m.to_string()),
         _ => (None, message),
     };
+    // Errors raised by a value's own parser (durations, sizes) stop the path at the enclosing
+    // mapping; find the key whose value the message quotes, from the mapping's line on.
+    if let (Some(k), Some(l)) = (&mut key, line) {
+        let quoted = message.split('"').nth(1).filter(|q| !q.is_empty());
+        if let Some(field) = quoted.and_then(|q| key_with_value(src, l, q)) {
+            k.push('.');
+            k.push_str(&field);
+        }
+    }
     let _ = src;
     ConfigError {
         file: file.to_string(),
@@ -80,6 +89,32 @@ fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
         key,
         message,
     }
+}
+
+/// The key written with `value` in the mapping that starts on line `line` (1-based): in
+/// `{ model: m, timeout: soon }`, `soon` belongs to `timeout`.
+fn key_with_value(src: &str, line: usize, value: &str) -> Option<String> {
+    let mut first_indent = None;
+    for text in src.lines().skip(line.checked_sub(1)?) {
+        let indent = text.len() - text.trim_start().len();
+        match first_indent {
+            None => first_indent = Some(indent),
+            Some(i) if indent <= i && !text.trim().is_empty() => break,
+            _ => {}
+        }
+        for (pos, _) in text.match_indices(':') {
+            let rest = text[pos + 1..].trim_start().trim_start_matches(['"', '\'']);
+            if rest.starts_with(value) {
+                let before = &text[..pos];
+                let start =
+                    before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).map(|i| i + 1).unwrap_or(0);
+                if start < pos {
+                    return Some(before[start..].to_string());
+                }
+            }
+        }
+    }
+    None
 }
 
 struct Validator<'a> {
@@ -367,6 +402,7 @@ routes:
     fn bad_duration_and_types_are_reported() {
         let e = load_str(&SEED.replace("timeout: 10s", "timeout: 10 parsecs"), "c.yaml").unwrap_err();
         assert_eq!(e.line, Some(9), "{e}");
+        assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[2].timeout"), "{e}");
         assert!(e.message.contains("invalid duration"), "{e}");
         let e = load_str(&SEED.replace("priority: 3", "priority: high"), "c.yaml").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[2].priority"), "{e}");

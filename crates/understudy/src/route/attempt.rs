@@ -14,7 +14,7 @@ use super::table::Deployment;
 use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamEvent};
 use crate::failure::{Failure, FailureClass};
 use crate::provider::Call;
-use crate::stream::LiveStream;
+use crate::stream::{LiveStream, Timing};
 use crate::validate;
 
 /// Largest error body read from a provider; enough for any real error object.
@@ -138,8 +138,9 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                     .detail("truncated"),
             });
         }
+        let mut items = std::mem::take(&mut out).into_iter();
         let mut committed = false;
-        for item in out.drain(..) {
+        for item in items.by_ref() {
             let decoded = match item {
                 Ok(d) => d,
                 Err(_) => {
@@ -153,35 +154,30 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                     StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
                     // A terminator before any content: an empty answer.
                     StreamEvent::Done if !committed => {
-                        return Err(
-                            Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
-                                .detail("empty_content"),
-                        )
+                        return Err(Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
+                            .detail("empty_content"))
                     }
                     _ => {}
                 }
                 // A refusal with no text is still the answer: deliver it rather than fail over.
-                committed |= ev.is_content()
-                    || matches!(
-                        ev,
-                        StreamEvent::Finish {
-                            reason: FinishReason::ContentFilter,
-                            ..
-                        }
-                    );
+                committed |=
+                    ev.is_content() || matches!(ev, StreamEvent::Finish { reason: FinishReason::ContentFilter, .. });
             }
             buffered.push(decoded);
+            if committed {
+                break;
+            }
         }
         if committed {
+            // Frames after the first content belong to the relay, errors included.
             let ttft = started.elapsed();
             return Ok(Success::Stream(Box::new(LiveStream::new(
                 dep.clone(),
                 buffered,
+                items.collect(),
                 body,
                 decoder,
-                started,
-                ttft,
-                attempt_deadline,
+                Timing { started, ttft, deadline: attempt_deadline },
                 malformed,
             ))));
         }

@@ -30,6 +30,14 @@ pub enum StreamEnd {
     Broken(Failure),
 }
 
+/// When an attempt started, how long its first content took, and when it must end.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub started: Instant,
+    pub ttft: Duration,
+    pub deadline: Instant,
+}
+
 /// A provider stream past its commit point.
 pub struct LiveStream {
     pub deployment: Arc<Deployment>,
@@ -54,17 +62,18 @@ pub struct LiveStream {
 }
 
 impl LiveStream {
-    #[allow(clippy::too_many_arguments)]
+    /// `buffered` frames were read before the commit point; `rest` were decoded with them but
+    /// not yet looked at.
     pub(crate) fn new(
         deployment: Arc<Deployment>,
         buffered: Vec<Decoded>,
+        rest: Vec<Result<Decoded, Malformed>>,
         body: BoxStream<'static, reqwest::Result<Bytes>>,
         decoder: Box<dyn StreamDecoder>,
-        started: Instant,
-        ttft: Duration,
-        deadline: Instant,
+        timing: Timing,
         malformed: u32,
     ) -> LiveStream {
+        let Timing { started, ttft, deadline } = timing;
         let idle = deployment.limits.idle_timeout;
         let mut s = LiveStream {
             deployment,
@@ -88,6 +97,8 @@ impl LiveStream {
             s.observe(&d);
             s.pending.push_back(d);
         }
+        s.decoded = rest;
+        s.take_decoded();
         s
     }
 

@@ -6,4 +6,4 @@ mod live;
 pub mod relay;
 pub mod replay;
 
-pub use live::{LiveItem, LiveStream, StreamEnd};
+pub use live::{LiveItem, LiveStream, StreamEnd, Timing};
