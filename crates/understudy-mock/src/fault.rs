@@ -421,7 +421,7 @@ pub(crate) fn parse_duration(key: &str, v: &str) -> Result<Duration, String> {
 pub(crate) fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.subsec_nanos() % 1_000_000 == 0 {
+    } else if d.subsec_millis() * 1_000_000 == d.subsec_nanos() {
         format!("{}ms", d.as_millis())
     } else {
         humantime::format_duration(d).to_string()

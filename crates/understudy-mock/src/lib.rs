@@ -20,6 +20,10 @@
 //! `GET /v1beta/models`, and the control plane under `/_mock/` (`GET stats`,
 //! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
 //!
+//! A request's fault is the run-time rule for its base model, else the `*` rule, else the
+//! model-name suffix (`base+key=value+flag`, see [`Fault::parse`]), else
+//! [`MockConfig::default_fault`]. Requests are counted and recorded before any fault applies.
+//!
 //! All delays use `tokio::time`, so tests can run on tokio's paused clock.
 
 mod answer;

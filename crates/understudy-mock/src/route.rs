@@ -18,7 +18,7 @@ use crate::answer::{Answer, AnswerSpec, StreamFaults};
 use crate::control;
 use crate::dialect::{self, ErrorSpec, Invalid, Parsed};
 use crate::fault::{ErrorKind, Fault};
-use crate::http::{json_response, percent_decode, redacted_path, Resp};
+use crate::http::{self as h, json_response, percent_decode, redacted_path, Resp};
 use crate::parse::Str;
 use crate::server::Conn;
 use crate::state::{Dialect, RawRecord, State};
@@ -190,6 +190,15 @@ fn record(state: &State, parts: &Parts, dialect: Dialect, raw_model: Option<&str
 async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&str, bool)>, conn: &Conn) -> Resp {
     let state = &conn.state;
     let mut parsed = dialect::parse(dialect, body, state.config.lenient);
+    if let (Ok(p), Some((_, true))) = (&mut parsed, gemini) {
+        // Without alt=sse the real API streams one JSON array; the mock only speaks SSE, so it
+        // refuses loudly rather than answer in a framing the caller did not ask for.
+        if h::query_param(parts.uri.query(), "alt").as_deref() != Some("sse") {
+            p.invalid = Some(Invalid::new(
+                "mock: streamGenerateContent is only supported with ?alt=sse",
+            ));
+        }
+    }
     if let (Ok(p), Some((model, stream))) = (&mut parsed, gemini) {
         p.model = Some(Str(Cow::Borrowed(model)));
         p.stream = stream;
