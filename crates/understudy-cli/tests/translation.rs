@@ -117,7 +117,13 @@ async fn a_tool_conversation_translates_to_every_provider() {
     assert_eq!(msgs[2]["role"], "user");
     assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
     assert_eq!(msgs[2]["content"][0]["tool_use_id"], "call_1");
-    let image = msgs[2]["content"].as_array().unwrap().iter().find(|b| b["type"] == "image").cloned().unwrap();
+    let image = msgs[2]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "image")
+        .cloned()
+        .unwrap();
     assert_eq!(image["source"]["media_type"], "image/png");
 
     // Gemini: functionCall / functionResponse matched by name, inlineData for the image.
@@ -168,13 +174,11 @@ async fn anthropic_caller_to_openai_and_gemini_providers() {
 
 #[tokio::test]
 async fn usage_and_model_are_the_answering_deployments() {
-    let env = env(
-        "  r:
+    let env = env("  r:
     fallback_chain:
       - { provider: openai, model: \"a+error=unavailable\", max_retries: 0 }
       - { provider: gemini, model: gemini-2.5-flash }
-",
-    )
+")
     .await;
     let r = env.chat(openai_body("r")).await;
     let v = r.json();

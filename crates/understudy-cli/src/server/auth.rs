@@ -17,7 +17,12 @@ pub struct Keys(Vec<Vec<u8>>);
 
 impl Keys {
     pub fn from_config(keys: &[Secret]) -> Keys {
-        Keys(keys.iter().filter(|k| !k.is_empty()).map(|k| k.expose().as_bytes().to_vec()).collect())
+        Keys(
+            keys.iter()
+                .filter(|k| !k.is_empty())
+                .map(|k| k.expose().as_bytes().to_vec())
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -52,12 +57,19 @@ pub async fn require(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let front = errors::front_of(req.uri().path());
     match presented(req.headers()) {
         Some(k) if state.keys.accepts(k) => next.run(req).await,
-        Some(_) => errors::response(front, &ErrorBody::new(401, errors::auth_type(front), "invalid API key").code("invalid_api_key"))
-            .into_response(),
+        Some(_) => errors::response(
+            front,
+            &ErrorBody::new(401, errors::auth_type(front), "invalid API key").code("invalid_api_key"),
+        )
+        .into_response(),
         None => errors::response(
             front,
-            &ErrorBody::new(401, errors::auth_type(front), "missing API key: send Authorization: Bearer <key> or x-api-key")
-                .code("missing_api_key"),
+            &ErrorBody::new(
+                401,
+                errors::auth_type(front),
+                "missing API key: send Authorization: Bearer <key> or x-api-key",
+            )
+            .code("missing_api_key"),
         )
         .into_response(),
     }

@@ -8,7 +8,6 @@ import json
 import sys
 
 import anthropic
-import httpx
 import openai
 
 url = sys.argv[1]

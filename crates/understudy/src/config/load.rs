@@ -77,7 +77,8 @@ fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
     // mapping; find the key whose value the message quotes, from the mapping's line on.
     if let (Some(k), Some(l)) = (&mut key, line) {
         let quoted = message.split('"').nth(1).filter(|q| !q.is_empty());
-        if let Some(field) = quoted.and_then(|q| key_with_value(src, l, q)) {
+        let last = k.rsplit(['.', ']']).next().unwrap_or("").to_string();
+        if let Some(field) = quoted.and_then(|q| key_with_value(src, l, q)).filter(|f| *f != last) {
             k.push('.');
             k.push_str(&field);
         }
@@ -106,8 +107,10 @@ fn key_with_value(src: &str, line: usize, value: &str) -> Option<String> {
             let rest = text[pos + 1..].trim_start().trim_start_matches(['"', '\'']);
             if rest.starts_with(value) {
                 let before = &text[..pos];
-                let start =
-                    before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).map(|i| i + 1).unwrap_or(0);
+                let start = before
+                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
                 if start < pos {
                     return Some(before[start..].to_string());
                 }

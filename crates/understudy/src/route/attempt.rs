@@ -154,14 +154,22 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                     StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
                     // A terminator before any content: an empty answer.
                     StreamEvent::Done if !committed => {
-                        return Err(Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
-                            .detail("empty_content"))
+                        return Err(
+                            Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
+                                .detail("empty_content"),
+                        )
                     }
                     _ => {}
                 }
                 // A refusal with no text is still the answer: deliver it rather than fail over.
-                committed |=
-                    ev.is_content() || matches!(ev, StreamEvent::Finish { reason: FinishReason::ContentFilter, .. });
+                committed |= ev.is_content()
+                    || matches!(
+                        ev,
+                        StreamEvent::Finish {
+                            reason: FinishReason::ContentFilter,
+                            ..
+                        }
+                    );
             }
             buffered.push(decoded);
             if committed {
@@ -177,7 +185,11 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                 items.collect(),
                 body,
                 decoder,
-                Timing { started, ttft, deadline: attempt_deadline },
+                Timing {
+                    started,
+                    ttft,
+                    deadline: attempt_deadline,
+                },
                 malformed,
             ))));
         }

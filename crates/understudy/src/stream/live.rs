@@ -73,7 +73,11 @@ impl LiveStream {
         timing: Timing,
         malformed: u32,
     ) -> LiveStream {
-        let Timing { started, ttft, deadline } = timing;
+        let Timing {
+            started,
+            ttft,
+            deadline,
+        } = timing;
         let idle = deployment.limits.idle_timeout;
         let mut s = LiveStream {
             deployment,

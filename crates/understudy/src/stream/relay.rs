@@ -158,7 +158,10 @@ pub fn replay_body(resp: &crate::canonical::ChatResponse, front: Dialect, includ
     let init = StreamInit {
         id: resp.id.clone(),
         model: resp.model.clone(),
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         include_usage,
         input_tokens: Some(resp.usage.input_tokens),
     };
