@@ -34,6 +34,9 @@ enum Command {
         /// The answer text.
         #[arg(long)]
         text: Option<String>,
+        /// Do not record requests for the control plane (for benchmarks).
+        #[arg(long)]
+        no_record: bool,
     },
     /// Start simulated providers and the gateway, break the primary, and watch traffic fail over.
     Demo {
@@ -58,7 +61,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Serve { config, listen } => serve(config, listen).await,
-        Command::Mock { listen, fault, text } => mock(listen, fault, text).await,
+        Command::Mock { listen, fault, text, no_record } => mock(listen, fault, text, no_record).await,
         Command::Demo { phase_secs } => understudy_cli::demo::run(phase_secs).await,
     }
 }
@@ -103,7 +106,7 @@ async fn handle_wait(h: understudy_cli::server::ServerHandle) {
     h.wait().await
 }
 
-async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>) -> ExitCode {
+async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>, no_record: bool) -> ExitCode {
     understudy_cli::telemetry::init_logging("warn");
     let default_fault = match fault.as_deref().map(understudy_mock::Fault::parse).transpose() {
         Ok(f) => f.unwrap_or_default(),
@@ -115,6 +118,8 @@ async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>) -
     let config = understudy_mock::MockConfig {
         default_fault,
         text,
+        // Recording every request costs the mock time that benchmarks would charge to the gateway.
+        record_capacity: if no_record { 0 } else { 1000 },
         ..Default::default()
     };
     match understudy_mock::start(listen, config).await {
