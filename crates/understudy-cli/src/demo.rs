@@ -42,22 +42,10 @@ struct Phase {
 }
 
 const PHASES: [Phase; 4] = [
-    Phase {
-        name: "healthy",
-        fault: Some("latency=600ms"),
-    },
-    Phase {
-        name: "account deactivated (401)",
-        fault: Some("error=account_deactivated"),
-    },
-    Phase {
-        name: "latency spike 600ms -> 12s",
-        fault: Some("latency=12s"),
-    },
-    Phase {
-        name: "recovered",
-        fault: Some("latency=600ms"),
-    },
+    Phase { name: "healthy", fault: Some("latency=600ms") },
+    Phase { name: "account deactivated (401)", fault: Some("error=account_deactivated") },
+    Phase { name: "latency spike 600ms -> 12s", fault: Some("latency=12s") },
+    Phase { name: "recovered", fault: Some("latency=600ms") },
 ];
 
 #[derive(Clone, Debug)]
@@ -80,10 +68,7 @@ pub async fn run(phase_secs: u64) -> ExitCode {
             }
         };
     // The backups answer a little slower than the healthy primary, so the switch is visible.
-    for (model, spec) in [
-        ("claude-sonnet-4-5", "latency=900ms"),
-        ("gemini-2.5-flash", "latency=1100ms"),
-    ] {
+    for (model, spec) in [("claude-sonnet-4-5", "latency=900ms"), ("gemini-2.5-flash", "latency=1100ms")] {
         if let Ok(f) = Fault::parse(spec) {
             mock.set_fault(model, f);
         }
@@ -103,11 +88,7 @@ pub async fn run(phase_secs: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "understudy demo: mock providers at {}, gateway at {}",
-        mock.url(),
-        gw.url()
-    );
+    println!("understudy demo: mock providers at {}, gateway at {}", mock.url(), gw.url());
     println!(
         "route `smart`: openai/{PRIMARY_MODEL} (timeout 2s) -> anthropic/claude-sonnet-4-5 -> gemini/gemini-2.5-flash"
     );
@@ -133,22 +114,13 @@ pub async fn run(phase_secs: u64) -> ExitCode {
                 let phase = phase_now.load(std::sync::atomic::Ordering::Relaxed);
                 let t0 = Instant::now();
                 let (ok, served_by) = one_request(&client, &url, stream).await;
-                let s = Sample {
-                    at: start.elapsed(),
-                    phase,
-                    latency: t0.elapsed(),
-                    ok,
-                    served_by,
-                };
+                let s = Sample { at: start.elapsed(), phase, latency: t0.elapsed(), ok, served_by };
                 samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
             }
         }));
     }
 
-    println!(
-        "{:>5}  {:<28} {:>6} {:>8} {:>8}   served by",
-        "t", "phase", "ok%", "p50", "max"
-    );
+    println!("{:>5}  {:<28} {:>6} {:>8} {:>8}   served by", "t", "phase", "ok%", "p50", "max");
     let mut shown = 0usize;
     for (i, phase) in PHASES.iter().enumerate() {
         phase_now.store(i, std::sync::atomic::Ordering::Relaxed);
@@ -170,31 +142,16 @@ pub async fn run(phase_secs: u64) -> ExitCode {
     }
     let all = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     println!("\nsummary");
-    println!(
-        "{:<28} {:>8} {:>7} {:>8} {:>8}   served by",
-        "phase", "requests", "ok%", "p50", "p95"
-    );
+    println!("{:<28} {:>8} {:>7} {:>8} {:>8}   served by", "phase", "requests", "ok%", "p50", "p95");
     for (i, phase) in PHASES.iter().enumerate() {
         let s: Vec<Sample> = all.iter().filter(|s| s.phase == i).cloned().collect();
         let (ok, p50, p95, _) = stats(&s);
-        println!(
-            "{:<28} {:>8} {:>6.1}% {:>8} {:>8}   {}",
-            phase.name,
-            s.len(),
-            ok,
-            ms(p50),
-            ms(p95),
-            served(&s)
-        );
+        println!("{:<28} {:>8} {:>6.1}% {:>8} {:>8}   {}", phase.name, s.len(), ok, ms(p50), ms(p95), served(&s));
     }
     let stats_json = serde_json::to_string(&mock.stats()).unwrap_or_default();
     println!("\nupstream requests seen by the mock: {stats_json}");
     let failed = all.iter().filter(|s| !s.ok).count();
-    println!(
-        "{} requests, {} failed. The primary's incidents cost callers latency, not errors.",
-        all.len(),
-        failed
-    );
+    println!("{} requests, {} failed. The primary's incidents cost callers latency, not errors.", all.len(), failed);
     gw.shutdown().await;
     mock.shutdown().await;
     let _ = Duration::ZERO;
@@ -211,21 +168,11 @@ async fn one_request(client: &reqwest::Client, url: &str, stream: bool) -> (bool
         "messages": [{"role": "user", "content": "Say hello."}],
         "stream": stream,
     });
-    let resp = match client
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-    {
+    let resp = match client.post(format!("{url}/v1/chat/completions")).json(&body).send().await {
         Ok(r) => r,
         Err(_) => return (false, "-".into()),
     };
-    let served = resp
-        .headers()
-        .get("x-understudy-served-by")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let served = resp.headers().get("x-understudy-served-by").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let ok = resp.status().is_success();
     match resp.text().await {
         // A stream only counts when it finished cleanly.
@@ -250,10 +197,7 @@ fn served(s: &[Sample]) -> String {
     for x in s {
         *by.entry(x.served_by.as_str()).or_default() += 1;
     }
-    by.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 fn ms(d: Duration) -> String {
@@ -262,24 +206,9 @@ fn ms(d: Duration) -> String {
 
 fn line(t: Duration, phase: &str, fresh: &[Sample]) -> String {
     if fresh.is_empty() {
-        return format!(
-            "{:>4}s  {:<28} {:>6} {:>8} {:>8}   (waiting for answers)",
-            t.as_secs(),
-            phase,
-            "-",
-            "-",
-            "-"
-        );
+        return format!("{:>4}s  {:<28} {:>6} {:>8} {:>8}   (waiting for answers)", t.as_secs(), phase, "-", "-", "-");
     }
     let (ok, p50, _, max) = stats(fresh);
     let _ = fresh.iter().map(|s| s.at).max();
-    format!(
-        "{:>4}s  {:<28} {:>5.0}% {:>8} {:>8}   {}",
-        t.as_secs(),
-        phase,
-        ok,
-        ms(p50),
-        ms(max),
-        served(fresh)
-    )
+    format!("{:>4}s  {:<28} {:>5.0}% {:>8} {:>8}   {}", t.as_secs(), phase, ok, ms(p50), ms(max), served(fresh))
 }

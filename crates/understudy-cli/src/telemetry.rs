@@ -15,9 +15,7 @@ pub fn install_metrics() {
             let buckets: &[f64] = if name == m::OVERHEAD_SECONDS {
                 &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05]
             } else {
-                &[
-                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-                ]
+                &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]
             };
             b = b
                 .set_buckets_for_metric(Matcher::Full(name.to_string()), buckets)
@@ -42,12 +40,6 @@ pub fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("UNDERSTUDY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let pretty = std::env::var("UNDERSTUDY_LOG_FORMAT").is_ok_and(|v| v == "pretty");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if pretty {
-        builder.try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
-    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if pretty { builder.try_init() } else { builder.json().flatten_event(true).try_init() };
 }

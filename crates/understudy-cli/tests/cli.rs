@@ -16,10 +16,7 @@ routes:
 fn check(yaml: &str) -> (bool, String, String) {
     let dir = std::env::temp_dir().join(format!("understudy-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!(
-        "{:x}.yaml",
-        yaml.len() * 7919 + yaml.bytes().map(usize::from).sum::<usize>()
-    ));
+    let path = dir.join(format!("{:x}.yaml", yaml.len() * 7919 + yaml.bytes().map(usize::from).sum::<usize>()));
     std::fs::write(&path, yaml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_understudy"))
         .arg("check")
@@ -28,47 +25,28 @@ fn check(yaml: &str) -> (bool, String, String) {
         .env("OPENAI_API_KEY", "sk-test")
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
 fn the_seed_config_checks_as_written() {
     let (ok, out, err) = check(SEED);
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains("anthropic/claude-3-opus -> openai/gpt-4 -> anthropic/claude-3-haiku"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("sk-ant-test") && !out.contains("sk-test"),
-        "keys never printed"
-    );
+    assert!(out.contains("anthropic/claude-3-opus -> openai/gpt-4 -> anthropic/claude-3-haiku"), "{out}");
+    assert!(!out.contains("sk-ant-test") && !out.contains("sk-test"), "keys never printed");
 }
 
 #[test]
 fn errors_name_file_line_and_key() {
     let (ok, _, err) = check(&SEED.replace("priority: 2,", "priorty: 2,"));
     assert!(!ok);
-    assert!(
-        err.contains(".yaml:8: routes.smart.fallback_chain[1]: unknown field `priorty`"),
-        "{err}"
-    );
+    assert!(err.contains(".yaml:8: routes.smart.fallback_chain[1]: unknown field `priorty`"), "{err}");
     let (ok, _, err) = check(&SEED.replace("provider: openai,", "provider: opneai,"));
     assert!(!ok);
-    assert!(
-        err.contains(":8: routes.smart.fallback_chain[1].provider: unknown provider \"opneai\""),
-        "{err}"
-    );
+    assert!(err.contains(":8: routes.smart.fallback_chain[1].provider: unknown provider \"opneai\""), "{err}");
     let (ok, _, err) = check(&SEED.replace("timeout: 10s", "timeout: soon"));
     assert!(!ok);
-    assert!(
-        err.contains(":9: routes.smart.fallback_chain[2].timeout") && err.contains("invalid duration"),
-        "{err}"
-    );
+    assert!(err.contains(":9: routes.smart.fallback_chain[2].timeout") && err.contains("invalid duration"), "{err}");
 }
 
 #[test]

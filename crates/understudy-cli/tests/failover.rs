@@ -25,17 +25,9 @@ async fn fails_over(fault_spec: &str, class: &str, primary_calls: u64) {
     let r = env.chat(openai_body("r")).await;
     assert_eq!(r.status, 200, "{fault_spec}: {}", r.text);
     assert_eq!(r.served_by(), "anthropic/backup", "{fault_spec}");
-    assert_eq!(
-        r.reasons().split(", ").next().unwrap(),
-        format!("openai/{model}={class}"),
-        "{fault_spec}"
-    );
+    assert_eq!(r.reasons().split(", ").next().unwrap(), format!("openai/{model}={class}"), "{fault_spec}");
     assert_eq!(r.attempts() as u64, primary_calls + 1, "{fault_spec}");
-    assert_eq!(
-        env.upstream("primary"),
-        primary_calls,
-        "{fault_spec}: calls on the primary"
-    );
+    assert_eq!(env.upstream("primary"), primary_calls, "{fault_spec}: calls on the primary");
     assert_eq!(env.upstream("backup"), 1);
     // The answer is the backup's, translated to the caller's dialect.
     let v = r.json();
@@ -58,13 +50,7 @@ async fn deployment_invalid_fails_over_without_retry() {
 
 #[tokio::test]
 async fn server_errors_retry_once_then_fail_over() {
-    for spec in [
-        "error=server",
-        "error=bad_gateway",
-        "error=unavailable",
-        "error=overloaded",
-        "status=504",
-    ] {
+    for spec in ["error=server", "error=bad_gateway", "error=unavailable", "error=overloaded", "status=504"] {
         fails_over(spec, "overloaded", 2).await;
     }
 }
@@ -100,10 +86,7 @@ async fn a_hung_provider_is_timed_out_and_not_retried() {
     assert_eq!(r.served_by(), "anthropic/backup");
     assert_eq!(r.reasons(), format!("openai/{model}=timeout"));
     assert_eq!(env.upstream("primary"), 1, "a silent route is not retried");
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "bounded by the 300ms attempt timeout"
-    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "bounded by the 300ms attempt timeout");
 }
 
 #[tokio::test]
@@ -136,10 +119,7 @@ async fn a_callers_mistake_is_returned_unchanged_and_never_failed_over() {
         .unwrap();
     assert_eq!(direct.status().as_u16(), 400);
     let direct_body = direct.text().await.unwrap();
-    assert_eq!(
-        r.json()["error"],
-        serde_json::from_str::<serde_json::Value>(&direct_body).unwrap()["error"]
-    );
+    assert_eq!(r.json()["error"], serde_json::from_str::<serde_json::Value>(&direct_body).unwrap()["error"]);
     // An Anthropic caller gets it in its own shape.
     let r = env.messages(anthropic_body("r")).await;
     assert_eq!(r.status, 400);
@@ -152,11 +132,7 @@ async fn content_policy_is_returned_with_the_providers_reason() {
     let env = env(&two_step("primary+error=content_policy", "")).await;
     let r = env.chat(openai_body("r")).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(
-        env.upstream("backup"),
-        0,
-        "content policy does not fail over without its own chain"
-    );
+    assert_eq!(env.upstream("backup"), 0, "content policy does not fail over without its own chain");
     let msg = r.json()["error"]["message"].as_str().unwrap().to_lowercase();
     assert!(msg.contains("policy") || msg.contains("flagged"), "{msg}");
 }
@@ -183,8 +159,7 @@ async fn retry_after_is_honoured(retry_after: String) {
       - { provider: anthropic, model: \"down+error=unavailable\" }
 ")
     .await;
-    env.mock
-        .set_fault("primary", fault(&format!("error=rate_limit+retry_after={retry_after}")));
+    env.mock.set_fault("primary", fault(&format!("error=rate_limit+retry_after={retry_after}")));
     let mock = &env.mock;
     let t0 = Instant::now();
     let (r, _) = tokio::join!(env.chat(openai_body("r")), async {
@@ -195,15 +170,8 @@ async fn retry_after_is_honoured(retry_after: String) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.served_by(), "openai/primary");
     assert_eq!(env.upstream("primary"), 2);
-    assert!(
-        waited >= Duration::from_millis(900),
-        "came back only after Retry-After ({waited:?})"
-    );
-    assert!(
-        r.reasons().starts_with("openai/primary=rate_limited"),
-        "{}",
-        r.reasons()
-    );
+    assert!(waited >= Duration::from_millis(900), "came back only after Retry-After ({waited:?})");
+    assert!(r.reasons().starts_with("openai/primary=rate_limited"), "{}", r.reasons());
 }
 
 #[tokio::test]
@@ -231,21 +199,14 @@ async fn when_everything_fails_the_caller_gets_a_clear_error_with_the_trace() {
     let r = env.chat(openai_body("r")).await;
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.header("retry-after"), Some("7"), "earliest recovery time");
-    assert_eq!(
-        r.header("x-should-retry"),
-        Some("false"),
-        "SDKs must not stack retries on the gateway's"
-    );
+    assert_eq!(r.header("x-should-retry"), Some("false"), "SDKs must not stack retries on the gateway's");
     let v = r.json();
     assert_eq!(v["error"]["type"], "all_candidates_failed");
     assert_eq!(v["error"]["code"], "all_candidates_failed");
     let attempts = v["error"]["attempts"].as_array().unwrap();
     let classes: Vec<&str> = attempts.iter().map(|a| a["class"].as_str().unwrap()).collect();
     assert_eq!(classes, ["auth", "rate_limited", "overloaded", "overloaded"]);
-    assert!(
-        !r.text.contains("test-openai-key") && !r.text.contains("test-gemini-key"),
-        "no secrets in errors"
-    );
+    assert!(!r.text.contains("test-openai-key") && !r.text.contains("test-gemini-key"), "no secrets in errors");
     // Anthropic callers get Anthropic's error shape.
     let r = env.messages(anthropic_body("r")).await;
     assert_eq!(r.status, 503);
@@ -267,20 +228,11 @@ async fn one_deadline_spans_every_attempt() {
     let r = env.chat(openai_body("r")).await;
     let took = t0.elapsed();
     assert_eq!(r.status, 503, "{}", r.text);
-    assert!(
-        took < Duration::from_millis(1200),
-        "3 x 500ms attempts were cut by the 700ms deadline: {took:?}"
-    );
+    assert!(took < Duration::from_millis(1200), "3 x 500ms attempts were cut by the 700ms deadline: {took:?}");
     assert!(took >= Duration::from_millis(650), "{took:?}");
     // The request header overrides the route's deadline.
     let t0 = Instant::now();
-    let r = env
-        .post(
-            "/v1/chat/completions",
-            &openai_body("r"),
-            &[("x-understudy-deadline", "200ms")],
-        )
-        .await;
+    let r = env.post("/v1/chat/completions", &openai_body("r"), &[("x-understudy-deadline", "200ms")]).await;
     assert_eq!(r.status, 503);
     assert!(t0.elapsed() < Duration::from_millis(600));
 }

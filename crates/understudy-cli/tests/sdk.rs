@@ -18,11 +18,8 @@ fn python() -> Option<PathBuf> {
         .chain([root.join(".venv/bin/python")])
         .collect();
     for p in candidates {
-        let ok = Command::new(&p)
-            .args(["-c", "import openai, anthropic"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok =
+            Command::new(&p).args(["-c", "import openai, anthropic"]).status().map(|s| s.success()).unwrap_or(false);
         if ok {
             return Some(p);
         }
@@ -56,19 +53,13 @@ async fn official_python_sdks_work_against_the_gateway() {
     .await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/clients.py");
     let url = env.gw.url();
-    let out = tokio::task::spawn_blocking(move || Command::new(py).arg(script).arg(url).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(py).arg(script).arg(url).output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SDK checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("checks passed"), "{stdout}");
     // `x-should-retry: false` kept the SDKs from stacking retries on the gateway's own: each
     // dead-route call reached each provider once plus the gateway's one retry (2 calls each).
-    assert_eq!(
-        env.upstream("x"),
-        4,
-        "2 SDK calls x (1 + 1 gateway retry), no SDK retries"
-    );
+    assert_eq!(env.upstream("x"), 4, "2 SDK calls x (1 + 1 gateway retry), no SDK retries");
 }

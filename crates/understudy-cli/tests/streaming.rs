@@ -41,22 +41,13 @@ async fn a_clean_stream_passes_through_with_usage_only_when_asked() {
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
     let r = env.chat(stream_body("r", false)).await;
-    assert!(
-        !r.text.contains("\"completion_tokens\""),
-        "no usage chunk unless asked: {}",
-        r.text
-    );
+    assert!(!r.text.contains("\"completion_tokens\""), "no usage chunk unless asked: {}", r.text);
     assert!(openai_stream_text(&r).1);
 }
 
 #[tokio::test]
 async fn failures_before_the_first_token_fail_over_invisibly() {
-    for spec in [
-        "error=unavailable",
-        "error=account_deactivated",
-        "error_after=0",
-        "reset",
-    ] {
+    for spec in ["error=unavailable", "error=account_deactivated", "error_after=0", "reset"] {
         let env = env(&route(&format!("primary+{spec}"), ", max_retries: 0")).await;
         let r = env.chat(stream_body("r", false)).await;
         assert_eq!(r.status, 200, "{spec}");
@@ -83,18 +74,9 @@ async fn broken_after_commit(spec: &str, extra: &str) -> Reply {
     let env = env(&route(&format!("primary+{spec}"), extra)).await;
     let r = env.chat(stream_body("r", true)).await;
     assert_eq!(r.status, 200, "{spec}");
-    assert_eq!(
-        r.served_by(),
-        format!("openai/primary+{spec}"),
-        "{spec}: committed to the primary"
-    );
+    assert_eq!(r.served_by(), format!("openai/primary+{spec}"), "{spec}: committed to the primary");
     let data = r.sse_data();
-    assert_ne!(
-        data.last().map(String::as_str),
-        Some("[DONE]"),
-        "{spec}: never a clean end: {}",
-        r.text
-    );
+    assert_ne!(data.last().map(String::as_str), Some("[DONE]"), "{spec}: never a clean end: {}", r.text);
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "stream_broken", "{spec}: {last}");
     let delivered: String = data[..data.len() - 1]
@@ -102,10 +84,7 @@ async fn broken_after_commit(spec: &str, extra: &str) -> Reply {
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
         .collect();
-    assert!(
-        !delivered.is_empty(),
-        "{spec}: the partial answer was delivered before the error"
-    );
+    assert!(!delivered.is_empty(), "{spec}: the partial answer was delivered before the error");
     assert_eq!(env.upstream("backup"), 0, "{spec}: no silent splice by default");
     r
 }
@@ -134,19 +113,8 @@ async fn malformed_chunks_are_skipped_and_counted() {
     let (text, done) = openai_stream_text(&r);
     assert!(done, "{}", r.text);
     assert!(!text.is_empty());
-    let metrics = env
-        .client
-        .get(format!("{}/metrics", env.gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("understudy_stream_malformed_chunks_total"),
-        "{metrics}"
-    );
+    let metrics = env.client.get(format!("{}/metrics", env.gw.url())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("understudy_stream_malformed_chunks_total"), "{metrics}");
 }
 
 #[tokio::test]
@@ -154,10 +122,7 @@ async fn a_stream_without_its_terminator_is_finalised_at_once() {
     let env = env(&route("primary+no_done", ", idle_timeout: 20s")).await;
     let t0 = Instant::now();
     let r = env.chat(stream_body("r", true)).await;
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "did not wait for the idle timeout"
-    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the idle timeout");
     let (text, done) = openai_stream_text(&r);
     assert!(done && !text.is_empty(), "{}", r.text);
 }
@@ -175,21 +140,13 @@ async fn anthropic_callers_get_anthropic_streams_from_any_provider() {
         let r = env.messages(json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(r.status, 200, "{provider_model}: {}", r.text);
         let frames = r.sse();
-        let events: Vec<&str> = frames
-            .iter()
-            .filter_map(|(e, _)| e.as_deref())
-            .filter(|e| *e != "ping")
-            .collect();
+        let events: Vec<&str> = frames.iter().filter_map(|(e, _)| e.as_deref()).filter(|e| *e != "ping").collect();
         assert_eq!(events.first(), Some(&"message_start"), "{provider_model}: {events:?}");
         assert_eq!(events.last(), Some(&"message_stop"), "{provider_model}");
         assert!(events.contains(&"content_block_delta"));
         for (e, d) in &frames {
             let v: Value = serde_json::from_str(d).unwrap();
-            assert_eq!(
-                v["type"].as_str(),
-                e.as_deref(),
-                "{provider_model}: data.type equals the event name"
-            );
+            assert_eq!(v["type"].as_str(), e.as_deref(), "{provider_model}: data.type equals the event name");
         }
         let text: String = frames
             .iter()
@@ -221,10 +178,7 @@ async fn openai_callers_get_openai_streams_from_anthropic_and_gemini() {
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(first["model"], "m", "{provider}: the answering deployment's model");
         let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
-        assert!(
-            usage["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
-            "{provider}: {usage}"
-        );
+        assert!(usage["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{provider}: {usage}");
     }
 }
 

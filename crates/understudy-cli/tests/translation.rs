@@ -117,13 +117,7 @@ async fn a_tool_conversation_translates_to_every_provider() {
     assert_eq!(msgs[2]["role"], "user");
     assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
     assert_eq!(msgs[2]["content"][0]["tool_use_id"], "call_1");
-    let image = msgs[2]["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "image")
-        .cloned()
-        .unwrap();
+    let image = msgs[2]["content"].as_array().unwrap().iter().find(|b| b["type"] == "image").cloned().unwrap();
     assert_eq!(image["source"]["media_type"], "image/png");
 
     // Gemini: functionCall / functionResponse matched by name, inlineData for the image.

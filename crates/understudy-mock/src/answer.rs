@@ -114,11 +114,7 @@ impl Answer {
 
     /// Content chunk `i` (with its leading space after the first).
     pub fn chunk(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends.get(i - 1).copied().unwrap_or(0)
-        };
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1).copied().unwrap_or(0) };
         let end = self.ends.get(i).copied().unwrap_or(start);
         self.text.get(start..end).unwrap_or("")
     }
@@ -143,10 +139,7 @@ impl Answer {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The stream-shaping part of a fault, with the failure parts already gated by `error_rate`.
@@ -256,30 +249,16 @@ mod tests {
 
     #[test]
     fn chunks_cycles_words() {
-        let f = Fault {
-            chunks: Some(6),
-            text: Some("a b".into()),
-            ..Fault::default()
-        };
+        let f = Fault { chunks: Some(6), text: Some("a b".into()), ..Fault::default() };
         assert_eq!(Answer::build(spec(&f)).text(), "a b a b a b");
-        let f = Fault {
-            chunks: Some(0),
-            ..Fault::default()
-        };
+        let f = Fault { chunks: Some(0), ..Fault::default() };
         assert_eq!(Answer::build(spec(&f)).text(), "");
     }
 
     #[test]
     fn failure_parts_need_failing() {
-        let f = Fault {
-            empty: true,
-            truncated: true,
-            ..Fault::default()
-        };
-        let a = Answer::build(AnswerSpec {
-            failing: false,
-            ..spec(&f)
-        });
+        let f = Fault { empty: true, truncated: true, ..Fault::default() };
+        let a = Answer::build(AnswerSpec { failing: false, ..spec(&f) });
         assert_eq!((a.finish, a.chunk_count()), (Finish::Stop, 4));
         let a = Answer::build(spec(&f));
         assert_eq!((a.finish, a.chunk_count()), (Finish::Length, 0));
@@ -287,15 +266,9 @@ mod tests {
 
     #[test]
     fn tool_call_needs_an_offered_tool() {
-        let f = Fault {
-            tool_call: true,
-            ..Fault::default()
-        };
+        let f = Fault { tool_call: true, ..Fault::default() };
         assert_eq!(Answer::build(spec(&f)).finish, Finish::Stop);
-        let a = Answer::build(AnswerSpec {
-            tool: Some("get_weather"),
-            ..spec(&f)
-        });
+        let a = Answer::build(AnswerSpec { tool: Some("get_weather"), ..spec(&f) });
         assert_eq!((a.finish, a.tool.as_deref()), (Finish::ToolCall, Some("get_weather")));
     }
 }

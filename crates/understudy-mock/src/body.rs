@@ -96,9 +96,7 @@ impl Script {
                 }
                 Step::Sleep(d) => {
                     let deadline = Instant::now() + *d;
-                    let sleep = self
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                     if !self.sleeping {
                         sleep.as_mut().reset(deadline);
                         self.sleeping = true;
@@ -139,11 +137,7 @@ enum RawStep {
 
 impl ScriptBuilder {
     pub fn new() -> ScriptBuilder {
-        ScriptBuilder {
-            buf: BytesMut::with_capacity(1024),
-            steps: Vec::with_capacity(8),
-            open_from: 0,
-        }
+        ScriptBuilder { buf: BytesMut::with_capacity(1024), steps: Vec::with_capacity(8), open_from: 0 }
     }
 
     /// The buffer to write frames into.
@@ -189,12 +183,6 @@ impl ScriptBuilder {
                 RawStep::Stall => Step::Stall,
             })
             .collect();
-        MockBody::Script(Script {
-            steps,
-            pos: 0,
-            sleep: None,
-            sleeping: false,
-            flushed: false,
-        })
+        MockBody::Script(Script { steps, pos: 0, sleep: None, sleeping: false, flushed: false })
     }
 }

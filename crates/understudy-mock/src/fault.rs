@@ -398,9 +398,7 @@ fn parse_rate(v: &str) -> Result<f64, String> {
 }
 
 fn parse_count(key: &str, v: &str) -> Result<u32, String> {
-    v.trim()
-        .parse::<u32>()
-        .map_err(|_| format!("`{key}` must be a non-negative integer, got `{v}`"))
+    v.trim().parse::<u32>().map_err(|_| format!("`{key}` must be a non-negative integer, got `{v}`"))
 }
 
 fn parse_flag(key: &str, value: Option<String>) -> Result<bool, String> {
@@ -443,8 +441,7 @@ mod opt_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let raw: Option<String> = Option::deserialize(d)?;
-        raw.map(|v| super::parse_duration("duration", &v).map_err(serde::de::Error::custom))
-            .transpose()
+        raw.map(|v| super::parse_duration("duration", &v).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -541,10 +538,7 @@ mod tests {
     #[test]
     fn error_rate_defaults_to_one_and_clamps() {
         assert_eq!(Fault::default().effective_error_rate(), 1.0);
-        let f = Fault {
-            error_rate: Some(3.0),
-            ..Fault::default()
-        };
+        let f = Fault { error_rate: Some(3.0), ..Fault::default() };
         assert_eq!(f.effective_error_rate(), 1.0);
     }
 

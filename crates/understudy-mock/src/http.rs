@@ -17,8 +17,7 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) fn response(status: StatusCode, content_type: &'static str, body: MockBody) -> Resp {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -50,8 +49,7 @@ pub(crate) fn set_header(resp: &mut Resp, name: &'static str, value: String) {
 }
 
 pub(crate) fn set_static_header(resp: &mut Resp, name: &'static str, value: &'static str) {
-    resp.headers_mut()
-        .insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    resp.headers_mut().insert(HeaderName::from_static(name), HeaderValue::from_static(value));
 }
 
 /// Decodes `%XX` escapes (invalid escapes are kept as written; `+` stays a plus, as in paths).
@@ -107,11 +105,7 @@ pub(crate) fn retry_after_secs(value: &str) -> Option<f64> {
         return (secs.is_finite() && secs >= 0.0).then_some(secs);
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-    )
+    Some(at.duration_since(SystemTime::now()).map(|d| d.as_secs_f64()).unwrap_or(0.0))
 }
 
 /// `2s`, `1.5s`, `0.644s` (the style of OpenAI messages and Google's Duration JSON).
@@ -130,12 +124,7 @@ pub(crate) fn rfc3339_in(secs: f64) -> String {
     let total = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (total / 86_400, total % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
@@ -167,10 +156,7 @@ mod tests {
     fn query_params_and_redaction() {
         assert_eq!(query_param(Some("alt=sse&key=abc"), "key").as_deref(), Some("abc"));
         assert_eq!(query_param(Some("alt=sse"), "key"), None);
-        assert_eq!(
-            redacted_path("/p", Some("alt=sse&key=abc")),
-            "/p?alt=sse&key=[redacted]"
-        );
+        assert_eq!(redacted_path("/p", Some("alt=sse&key=abc")), "/p?alt=sse&key=[redacted]");
     }
 
     #[test]

@@ -145,13 +145,7 @@ impl<'de, L: KeyList> Visitor<'de> for FirstUnknownVisitor<L> {
         let mut first = None;
         while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
             map.next_value::<IgnoredAny>()?;
-            let known = L::KEYS.iter().any(|a| {
-                if L::NORMALISE {
-                    normalised_eq(&key, a)
-                } else {
-                    key == *a
-                }
-            });
+            let known = L::KEYS.iter().any(|a| if L::NORMALISE { normalised_eq(&key, a) } else { key == *a });
             if !known && first.is_none() {
                 first = Some(key.into_owned());
             }
@@ -221,14 +215,8 @@ mod tests {
 
     #[test]
     fn finds_unknown_keys_in_either_case_style() {
-        assert_eq!(
-            first_unknown_top_level::<Top>(br#"{"contents":[],"generation_config":{}}"#),
-            None
-        );
-        assert_eq!(
-            first_unknown_top_level::<Top>(br#"{"contents":[],"messages":[]}"#).as_deref(),
-            Some("messages")
-        );
+        assert_eq!(first_unknown_top_level::<Top>(br#"{"contents":[],"generation_config":{}}"#), None);
+        assert_eq!(first_unknown_top_level::<Top>(br#"{"contents":[],"messages":[]}"#).as_deref(), Some("messages"));
         assert_eq!(first_unknown_top_level::<Top>(b"not json"), None);
     }
 

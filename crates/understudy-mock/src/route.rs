@@ -66,10 +66,7 @@ fn gemini_endpoint(rest: &str) -> Endpoint<'_> {
         "streamGenerateContent" => true,
         _ => return Endpoint::NotFound,
     };
-    Endpoint::Gemini {
-        model: percent_decode(model),
-        stream,
-    }
+    Endpoint::Gemini { model: percent_decode(model), stream }
 }
 
 pub(crate) async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Resp {
@@ -194,9 +191,7 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
         // Without alt=sse the real API streams one JSON array; the mock only speaks SSE, so it
         // refuses loudly rather than answer in a framing the caller did not ask for.
         if h::query_param(parts.uri.query(), "alt").as_deref() != Some("sse") {
-            p.invalid = Some(Invalid::new(
-                "mock: streamGenerateContent is only supported with ?alt=sse",
-            ));
+            p.invalid = Some(Invalid::new("mock: streamGenerateContent is only supported with ?alt=sse"));
         }
     }
     if let (Ok(p), Some((model, stream))) = (&mut parsed, gemini) {
@@ -237,11 +232,7 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
         Err(invalid) => return dialect::invalid(dialect, invalid, request_id),
     };
     if let Some(e) = suffix_error {
-        return dialect::invalid(
-            dialect,
-            &Invalid::new(format!("mock: bad fault suffix: {e}")),
-            request_id,
-        );
+        return dialect::invalid(dialect, &Invalid::new(format!("mock: bad fault suffix: {e}")), request_id);
     }
     if let Some(invalid) = &parsed.invalid {
         return dialect::invalid(dialect, invalid, request_id);
@@ -252,15 +243,7 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
     if failing && !gemini_block && (fault.error.is_some() || fault.status.is_some()) {
         return dialect::error(dialect, &spec);
     }
-    respond(
-        dialect,
-        parsed,
-        &fault,
-        failing,
-        gemini_block && failing,
-        request_id,
-        state,
-    )
+    respond(dialect, parsed, &fault, failing, gemini_block && failing, request_id, state)
 }
 
 fn respond(

@@ -105,12 +105,7 @@ pub async fn start(listen: SocketAddr, config: MockConfig) -> io::Result<MockHan
     let state = Arc::new(State::new(config));
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
-    Ok(MockHandle {
-        addr,
-        control: MockControl { state },
-        shutdown,
-        task,
-    })
+    Ok(MockHandle { addr, control: MockControl { state }, shutdown, task })
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
@@ -141,23 +136,14 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
     let _ = stream.set_nodelay(true);
     state.connection_opened();
     let _open = OpenGuard(state.clone());
-    let conn = Arc::new(Conn {
-        state,
-        kill: Notify::new(),
-        reset: AtomicBool::new(false),
-    });
-    let io = ResetOnDrop {
-        io: TokioIo::new(stream),
-        conn: conn.clone(),
-    };
+    let conn = Arc::new(Conn { state, kill: Notify::new(), reset: AtomicBool::new(false) });
+    let io = ResetOnDrop { io: TokioIo::new(stream), conn: conn.clone() };
     let handler = conn.clone();
     let service = service_fn(move |req| {
         let conn = handler.clone();
         async move { Ok::<_, Infallible>(crate::route::handle(req, conn).await) }
     });
-    let http = http1::Builder::new()
-        .header_read_timeout(None::<Duration>)
-        .serve_connection(io, service);
+    let http = http1::Builder::new().header_read_timeout(None::<Duration>).serve_connection(io, service);
     tokio::select! {
         result = http => {
             if let Err(e) = result {

@@ -179,10 +179,7 @@ impl State {
     }
 
     pub fn faults(&self) -> BTreeMap<String, Fault> {
-        lock(&self.faults)
-            .iter()
-            .map(|(k, v)| (k.clone(), Fault::clone(v)))
-            .collect()
+        lock(&self.faults).iter().map(|(k, v)| (k.clone(), Fault::clone(v))).collect()
     }
 
     /// The run-time rule for `base`, else the `*` rule.
@@ -240,17 +237,9 @@ impl State {
     /// The most recent recorded requests (oldest first), optionally for one base model.
     pub fn requests(&self, model: Option<&str>, limit: usize) -> Vec<Recorded> {
         let ring = lock(&self.recorded);
-        let matching: Vec<&(u64, RawRecord)> = ring
-            .iter()
-            .rev()
-            .filter(|(_, r)| model.is_none_or(|m| r.model == m))
-            .take(limit)
-            .collect();
-        matching
-            .into_iter()
-            .rev()
-            .map(|(seq, r)| to_recorded(*seq, r))
-            .collect()
+        let matching: Vec<&(u64, RawRecord)> =
+            ring.iter().rev().filter(|(_, r)| model.is_none_or(|m| r.model == m)).take(limit).collect();
+        matching.into_iter().rev().map(|(seq, r)| to_recorded(*seq, r)).collect()
     }
 
     pub fn reset(&self) {
@@ -279,12 +268,8 @@ fn redact_headers(headers: &mut HeaderMap) {
 fn to_recorded(seq: u64, r: &RawRecord) -> Recorded {
     let mut headers = BTreeMap::new();
     for name in r.headers.keys() {
-        let joined: Vec<String> = r
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
+        let joined: Vec<String> =
+            r.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
         headers.insert(name.as_str().to_string(), joined.join(", "));
     }
     let body = if r.body.is_empty() {

@@ -28,10 +28,7 @@ async fn non_stream_answer_has_the_real_shape() {
     assert_eq!(body["role"], "assistant");
     assert_eq!(body["model"], "claude-sonnet-4-5");
     assert!(body["id"].as_str().unwrap().starts_with("msg_"));
-    assert_eq!(
-        body["content"],
-        json!([{"type": "text", "text": "Simulated answer from claude-sonnet-4-5."}])
-    );
+    assert_eq!(body["content"], json!([{"type": "text", "text": "Simulated answer from claude-sonnet-4-5."}]));
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(body["stop_sequence"], Value::Null);
     assert_eq!(body["usage"]["input_tokens"], 8);
@@ -43,10 +40,7 @@ async fn stream_follows_the_documented_event_sequence() {
     let m = mock().await;
     let resp = anthropic(&m, &with_stream(anthropic_body("claude-sonnet-4-5"))).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let (raw, err) = read_all(resp).await;
     assert!(err.is_none());
     let events = sse_events(&raw, "\n");
@@ -107,20 +101,14 @@ async fn every_error_kind_has_the_real_status_and_body() {
             assert_eq!(resp.status(), status, "{kind}");
             assert!(resp.headers().contains_key("request-id"), "{kind}");
             let Some(typ) = typ else {
-                assert!(resp.headers()["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("text/html"));
+                assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
                 continue;
             };
             let body = json_of(resp).await;
             assert_eq!(body["type"], "error", "{kind}");
             assert_eq!(body["error"]["type"], typ, "{kind}");
             assert!(body["request_id"].as_str().unwrap().starts_with("req_"), "{kind}");
-            assert!(
-                body["error"]["message"].as_str().is_some_and(|s| !s.is_empty()),
-                "{kind}"
-            );
+            assert!(body["error"]["message"].as_str().is_some_and(|s| !s.is_empty()), "{kind}");
         }
     }
 }
@@ -131,10 +119,7 @@ async fn error_details_gateways_classify_on() {
     let body = json_of(anthropic(&m, &anthropic_body("claude-x+error=model_not_found")).await).await;
     assert_eq!(body["error"]["message"], "model: claude-x");
     let body = json_of(anthropic(&m, &anthropic_body("c+error=context_length")).await).await;
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("prompt is too long"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("prompt is too long"));
 
     // The spend cap is a 429 that must not be retried: details.error_code, no Retry-After.
     let resp = anthropic(&m, &anthropic_body("c+error=quota_exhausted")).await;
@@ -147,10 +132,7 @@ async fn error_details_gateways_classify_on() {
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(resp.headers()["anthropic-ratelimit-requests-remaining"], "0");
     let reset = resp.headers()["anthropic-ratelimit-requests-reset"].to_str().unwrap();
-    assert!(
-        reset.len() == 20 && reset.ends_with('Z') && reset.as_bytes()[10] == b'T',
-        "{reset}"
-    );
+    assert!(reset.len() == 20 && reset.ends_with('Z') && reset.as_bytes()[10] == b'T', "{reset}");
 
     let resp = anthropic(&m, &anthropic_body("c+status=402")).await;
     assert_eq!(resp.status(), 402);
@@ -162,25 +144,13 @@ async fn headers_are_required_like_the_real_api() {
     let m = mock().await;
     let url = format!("{}/v1/messages", m.url());
     let body = anthropic_body("c");
-    let resp = client()
-        .post(&url)
-        .header("anthropic-version", "2023-06-01")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(&url).header("anthropic-version", "2023-06-01").json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let err = json_of(resp).await;
     assert_eq!(err["error"]["type"], "authentication_error");
     assert_eq!(err["error"]["message"], "x-api-key header is required");
 
-    let resp = client()
-        .post(&url)
-        .header("x-api-key", "k")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(&url).header("x-api-key", "k").json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     let err = json_of(resp).await;
     assert_eq!(err["error"]["type"], "invalid_request_error");
@@ -211,10 +181,7 @@ async fn invalid_requests_get_400_invalid_request_error() {
             json!({"model": "c", "max_tokens": 5, "messages": [assistant, user]}),
             "first message must use the \"user\" role",
         ),
-        (
-            json!({"model": "c", "max_tokens": 5, "messages": [user, user]}),
-            "roles must alternate",
-        ),
+        (json!({"model": "c", "max_tokens": 5, "messages": [user, user]}), "roles must alternate"),
         (
             json!({"model": "c", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}, user]}),
             "Unexpected role \"system\"",
@@ -259,10 +226,7 @@ async fn stall_after_sends_nothing_more() {
     while let Ok(Some(chunk)) = tokio::time::timeout(std::time::Duration::from_secs(60), stream.next()).await {
         raw.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
     }
-    assert_eq!(
-        names(&sse_events(&raw, "\n")),
-        ["message_start", "content_block_start", "ping"]
-    );
+    assert_eq!(names(&sse_events(&raw, "\n")), ["message_start", "content_block_start", "ping"]);
 }
 
 #[tokio::test]
@@ -277,10 +241,7 @@ async fn error_after_and_malformed_at() {
 
     let (raw, _) = read_all(anthropic(&m, &with_stream(anthropic_body("c+malformed_at=0"))).await).await;
     let events = sse_events(&raw, "\n");
-    let bad = events
-        .iter()
-        .position(|e| serde_json::from_str::<Value>(&e.data).is_err())
-        .unwrap();
+    let bad = events.iter().position(|e| serde_json::from_str::<Value>(&e.data).is_err()).unwrap();
     assert_eq!(events[bad - 1].event.as_deref(), Some("ping"));
     assert_eq!(*names(&events).last().unwrap(), "message_stop");
 }
@@ -301,27 +262,18 @@ async fn empty_truncated_refusal_and_tool_use() {
     let body = json_of(anthropic(&m, &req).await).await;
     assert_eq!(body["stop_reason"], "tool_use");
     let block = &body["content"][0];
-    assert_eq!(
-        (block["type"].as_str(), block["name"].as_str()),
-        (Some("tool_use"), Some("get_weather"))
-    );
+    assert_eq!((block["type"].as_str(), block["name"].as_str()), (Some("tool_use"), Some("get_weather")));
     assert_eq!(block["input"], json!({}));
     assert!(block["id"].as_str().unwrap().starts_with("toolu_"));
 
     let (raw, _) = read_all(anthropic(&m, &with_stream(req)).await).await;
     let events = sse_events(&raw, "\n");
     assert_eq!(events[1].json()["content_block"]["type"], "tool_use");
-    assert_eq!(
-        events[3].json()["delta"],
-        json!({"type": "input_json_delta", "partial_json": "{}"})
-    );
+    assert_eq!(events[3].json()["delta"], json!({"type": "input_json_delta", "partial_json": "{}"}));
     assert_eq!(events[5].json()["delta"]["stop_reason"], "tool_use");
 
     let (raw, _) = read_all(anthropic(&m, &with_stream(anthropic_body("c+empty"))).await).await;
-    assert_eq!(
-        names(&sse_events(&raw, "\n")),
-        ["message_start", "ping", "message_delta", "message_stop"]
-    );
+    assert_eq!(names(&sse_events(&raw, "\n")), ["message_start", "ping", "message_delta", "message_stop"]);
 }
 
 #[tokio::test]

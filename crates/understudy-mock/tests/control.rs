@@ -7,12 +7,7 @@ use serde_json::{json, Value};
 use understudy_mock::{Dialect, ErrorKind, Fault, MockConfig, Recorded, Stats};
 
 async fn put_fault(m: &understudy_mock::MockHandle, model: &str, body: &Value) -> reqwest::Response {
-    client()
-        .put(format!("{}/_mock/faults/{model}", m.url()))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    client().put(format!("{}/_mock/faults/{model}", m.url())).json(body).send().await.unwrap()
 }
 
 async fn get(m: &understudy_mock::MockHandle, path: &str) -> Value {
@@ -26,42 +21,21 @@ async fn faults_can_be_set_listed_and_cleared_over_http() {
     let m = mock().await;
     let resp = put_fault(&m, "gpt-4o", &json!({"error": "rate_limit", "retry_after": "3"})).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        json_of(resp).await["fault"],
-        json!({"error": "rate_limit", "retry_after": "3"})
-    );
+    assert_eq!(json_of(resp).await["fault"], json!({"error": "rate_limit", "retry_after": "3"}));
     let resp = openai(&m, &openai_body("gpt-4o")).await;
-    assert_eq!(
-        (resp.status().as_u16(), resp.headers()["retry-after"].to_str().unwrap()),
-        (429, "3")
-    );
+    assert_eq!((resp.status().as_u16(), resp.headers()["retry-after"].to_str().unwrap()), (429, "3"));
 
     // A JSON string body uses the suffix syntax; `*` (even percent-encoded) means every model.
-    assert_eq!(
-        put_fault(&m, "%2A", &json!("error=server+latency=1ms")).await.status(),
-        200
-    );
+    assert_eq!(put_fault(&m, "%2A", &json!("error=server+latency=1ms")).await.status(), 200);
     assert_eq!(anthropic(&m, &anthropic_body("claude")).await.status(), 500);
     let faults = get(&m, "/_mock/faults").await;
     assert_eq!(faults["*"], json!({"error": "server", "latency": "1ms"}));
     assert_eq!(faults["gpt-4o"]["error"], "rate_limit");
 
-    let resp = client()
-        .delete(format!("{}/_mock/faults/gpt-4o", m.url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().delete(format!("{}/_mock/faults/gpt-4o", m.url())).send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(
-        openai(&m, &openai_body("gpt-4o")).await.status(),
-        500,
-        "the `*` rule remains"
-    );
-    let resp = client()
-        .delete(format!("{}/_mock/faults", m.url()))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(openai(&m, &openai_body("gpt-4o")).await.status(), 500, "the `*` rule remains");
+    let resp = client().delete(format!("{}/_mock/faults", m.url())).send().await.unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(openai(&m, &openai_body("gpt-4o")).await.status(), 200);
     assert_eq!(get(&m, "/_mock/faults").await, json!({}));
@@ -70,12 +44,7 @@ async fn faults_can_be_set_listed_and_cleared_over_http() {
 #[tokio::test]
 async fn bad_fault_bodies_are_refused() {
     let m = mock().await;
-    for body in [
-        json!({"eror": "server"}),
-        json!({"error": "nope"}),
-        json!("latency=fast"),
-        json!({"latency": 600}),
-    ] {
+    for body in [json!({"eror": "server"}), json!({"error": "nope"}), json!("latency=fast"), json!({"latency": 600})] {
         let resp = put_fault(&m, "m", &body).await;
         assert_eq!(resp.status(), 400, "{body}");
         assert!(json_of(resp).await["error"].as_str().is_some());
@@ -89,32 +58,16 @@ async fn stats_count_every_request_before_any_fault() {
     let m = mock().await;
     openai(&m, &openai_body("gpt-4o")).await;
     openai(&m, &openai_body("gpt-4o+error=server")).await;
-    let _ = client()
-        .post(format!("{}/v1/chat/completions", m.url()))
-        .json(&openai_body("gpt-4o+reset"))
-        .send()
-        .await;
+    let _ = client().post(format!("{}/v1/chat/completions", m.url())).json(&openai_body("gpt-4o+reset")).send().await;
     anthropic(&m, &anthropic_body("claude+error=overloaded")).await;
-    gemini(&m, "gemini-2.5-flash", true, &gemini_body())
-        .await
-        .bytes()
-        .await
-        .unwrap();
+    gemini(&m, "gemini-2.5-flash", true, &gemini_body()).await.bytes().await.unwrap();
     // Requests refused for auth or validation count too (the last one names no model).
-    client()
-        .post(format!("{}/v1/messages", m.url()))
-        .json(&anthropic_body("claude"))
-        .send()
-        .await
-        .unwrap();
+    client().post(format!("{}/v1/messages", m.url())).json(&anthropic_body("claude")).send().await.unwrap();
     openai(&m, &json!({"messages": []})).await;
 
     let stats: Stats = serde_json::from_value(get(&m, "/_mock/stats").await).unwrap();
     // Open connections come and go with the client pools; the counts must agree.
-    let counts = |s: &Stats| Stats {
-        open_connections: 0,
-        ..s.clone()
-    };
+    let counts = |s: &Stats| Stats { open_connections: 0, ..s.clone() };
     assert_eq!(counts(&stats), counts(&m.stats()));
     assert_eq!(stats.total, 7);
     assert_eq!(stats.model("gpt-4o"), 3);
@@ -133,10 +86,7 @@ async fn requests_are_recorded_with_credentials_redacted() {
     openai(&m, &openai_body("gpt-4o+latency=1ms")).await;
     anthropic(&m, &anthropic_body("claude")).await;
     client()
-        .post(format!(
-            "{}?alt=sse&key=AIza-secret",
-            gemini_url(&m, "gemini-2.5-flash", true)
-        ))
+        .post(format!("{}?alt=sse&key=AIza-secret", gemini_url(&m, "gemini-2.5-flash", true)))
         .header("x-goog-api-key", "AIza-secret")
         .header("api-key", "azure-secret")
         .json(&gemini_body())
@@ -170,20 +120,13 @@ async fn requests_are_recorded_with_credentials_redacted() {
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].model, "claude");
     let last: Vec<Recorded> = serde_json::from_value(get(&m, "/_mock/requests?limit=2").await).unwrap();
-    assert_eq!(
-        last.iter().map(|r| r.dialect).collect::<Vec<_>>(),
-        [Dialect::Anthropic, Dialect::Gemini]
-    );
+    assert_eq!(last.iter().map(|r| r.dialect).collect::<Vec<_>>(), [Dialect::Anthropic, Dialect::Gemini]);
 }
 
 #[tokio::test]
 async fn the_recorder_is_a_bounded_ring() {
     assert_eq!(MockConfig::default().record_capacity, 1000);
-    let m = mock_with(MockConfig {
-        record_capacity: 3,
-        ..MockConfig::default()
-    })
-    .await;
+    let m = mock_with(MockConfig { record_capacity: 3, ..MockConfig::default() }).await;
     for i in 0..5 {
         openai(&m, &openai_body(&format!("m{i}"))).await;
     }
@@ -195,13 +138,7 @@ async fn the_recorder_is_a_bounded_ring() {
 #[tokio::test]
 async fn reset_clears_faults_stats_and_recordings() {
     let m = mock().await;
-    m.set_fault(
-        "m",
-        Fault {
-            error: Some(ErrorKind::Server),
-            ..Fault::default()
-        },
-    );
+    m.set_fault("m", Fault { error: Some(ErrorKind::Server), ..Fault::default() });
     assert_eq!(openai(&m, &openai_body("m")).await.status(), 500);
     let resp = client().post(format!("{}/_mock/reset", m.url())).send().await.unwrap();
     assert_eq!(resp.status(), 204);

@@ -35,10 +35,7 @@ async fn hang_never_answers_and_is_released_when_the_client_leaves() {
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(started.elapsed(), Duration::from_secs(30));
     assert_eq!(m.stats().model("gpt-4o"), 1, "hung requests are counted");
-    assert!(
-        connections_drain(&m).await,
-        "the server lets go once the client has gone"
-    );
+    assert!(connections_drain(&m).await, "the server lets go once the client has gone");
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,10 +92,7 @@ async fn latency_delays_the_headers() {
     let resp = openai(&m, &openai_body("m+latency=12s+latency_jitter=500ms")).await;
     assert_eq!(resp.status(), 200);
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_secs(12) && took <= Duration::from_millis(12_500),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_secs(12) && took <= Duration::from_millis(12_500), "{took:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,11 +100,7 @@ async fn ttft_and_chunk_delay_pace_the_stream() {
     let m = mock().await;
     let started = Instant::now();
     let resp = openai(&m, &with_stream(openai_body("m+ttft=2s+chunk_delay=100ms"))).await;
-    assert_eq!(
-        started.elapsed(),
-        Duration::ZERO,
-        "headers and the role chunk come at once"
-    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "headers and the role chunk come at once");
     let mut stream = resp.bytes_stream();
     let mut arrivals = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -126,40 +116,22 @@ async fn ttft_and_chunk_delay_pace_the_stream() {
 async fn error_rate_zero_and_one() {
     let m = mock().await;
     for _ in 0..20 {
-        assert_eq!(
-            openai(&m, &openai_body("m+error=server+error_rate=0")).await.status(),
-            200
-        );
-        assert_eq!(
-            openai(&m, &openai_body("m+error=server+error_rate=1")).await.status(),
-            500
-        );
+        assert_eq!(openai(&m, &openai_body("m+error=server+error_rate=0")).await.status(), 200);
+        assert_eq!(openai(&m, &openai_body("m+error=server+error_rate=1")).await.status(), 500);
     }
     // error_rate gates hangs, resets and stream breakages too.
     let (raw, err) = read_all(openai(&m, &with_stream(openai_body("m+cut_after=1+error_rate=0"))).await).await;
     assert!(err.is_none() && raw.ends_with("data: [DONE]\n\n"));
-    assert_eq!(
-        openai(&m, &openai_body("m+reset+hang+error_rate=0")).await.status(),
-        200
-    );
+    assert_eq!(openai(&m, &openai_body("m+reset+hang+error_rate=0")).await.status(), 200);
 }
 
 #[tokio::test]
 async fn error_rate_flaps() {
     let m = mock().await;
-    m.set_fault(
-        "flaky",
-        Fault {
-            error: Some(ErrorKind::Overloaded),
-            error_rate: Some(0.5),
-            ..Fault::default()
-        },
-    );
+    m.set_fault("flaky", Fault { error: Some(ErrorKind::Overloaded), error_rate: Some(0.5), ..Fault::default() });
     let mut codes = std::collections::BTreeMap::new();
     for _ in 0..200 {
-        *codes
-            .entry(anthropic(&m, &anthropic_body("flaky")).await.status().as_u16())
-            .or_insert(0) += 1;
+        *codes.entry(anthropic(&m, &anthropic_body("flaky")).await.status().as_u16()).or_insert(0) += 1;
     }
     assert_eq!(codes.keys().copied().collect::<Vec<_>>(), [200, 529], "{codes:?}");
     assert!(codes.values().all(|n| *n > 40), "{codes:?}");
@@ -168,11 +140,7 @@ async fn error_rate_flaps() {
 #[tokio::test]
 async fn fault_precedence_rule_then_star_then_suffix_then_default() {
     let default_fault = Fault::parse("error=unavailable").unwrap();
-    let m = mock_with(MockConfig {
-        default_fault,
-        ..MockConfig::default()
-    })
-    .await;
+    let m = mock_with(MockConfig { default_fault, ..MockConfig::default() }).await;
     let status = |model: &'static str| {
         let m = &m;
         async move { openai(m, &openai_body(model)).await.status().as_u16() }
@@ -195,12 +163,7 @@ async fn fault_precedence_rule_then_star_then_suffix_then_default() {
 async fn model_listings_obey_the_star_rule() {
     let m = mock().await;
     m.set_fault("*", Fault::parse("error=server").unwrap());
-    let resp = client()
-        .get(format!("{}/v1beta/models", m.url()))
-        .header("x-goog-api-key", "k")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(format!("{}/v1beta/models", m.url())).header("x-goog-api-key", "k").send().await.unwrap();
     assert_eq!(resp.status(), 500);
     assert_eq!(m.stats().dialect(Dialect::Gemini), 1);
 }
@@ -210,21 +173,13 @@ async fn shutdown_closes_hung_connections() {
     let m = mock().await;
     let url = m.url();
     let pending = tokio::spawn(async move {
-        client()
-            .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth("k")
-            .json(&openai_body("m+hang"))
-            .send()
-            .await
+        client().post(format!("{url}/v1/chat/completions")).bearer_auth("k").json(&openai_body("m+hang")).send().await
     });
     while m.stats().total == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     m.shutdown().await;
-    let err = pending
-        .await
-        .unwrap()
-        .expect_err("the hung request ends when the server stops");
+    let err = pending.await.unwrap().expect_err("the hung request ends when the server stops");
     assert!(!err.is_timeout());
 }
 
@@ -236,11 +191,7 @@ async fn dropping_the_handle_stops_the_server() {
     drop(m);
     let mut refused = false;
     for _ in 0..100 {
-        let fresh = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
+        let fresh = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
         if fresh.get(format!("{url}/v1/models")).send().await.is_err() {
             refused = true;
             break;

@@ -8,11 +8,7 @@ use serde_json::{json, Value};
 fn texts(events: &[Event]) -> String {
     events
         .iter()
-        .filter_map(|e| {
-            e.json()["candidates"][0]["content"]["parts"][0]["text"]
-                .as_str()
-                .map(String::from)
-        })
+        .filter_map(|e| e.json()["candidates"][0]["content"]["parts"][0]["text"].as_str().map(String::from))
         .collect()
 }
 
@@ -24,10 +20,7 @@ async fn non_stream_answer_has_the_real_shape() {
     let body = json_of(resp).await;
     let cand = &body["candidates"][0];
     assert_eq!(cand["content"]["role"], "model");
-    assert_eq!(
-        cand["content"]["parts"],
-        json!([{"text": "Simulated answer from gemini-2.5-flash."}])
-    );
+    assert_eq!(cand["content"]["parts"], json!([{"text": "Simulated answer from gemini-2.5-flash."}]));
     assert_eq!(cand["finishReason"], "STOP");
     assert_eq!(body["usageMetadata"]["promptTokenCount"], 8);
     assert_eq!(body["usageMetadata"]["candidatesTokenCount"], 4);
@@ -40,10 +33,7 @@ async fn stream_uses_crlf_data_frames_and_ends_with_finish_reason() {
     let m = mock().await;
     let resp = gemini(&m, "gemini-2.5-flash", true, &gemini_body()).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let (raw, err) = read_all(resp).await;
     assert!(err.is_none());
     assert!(!raw.contains("[DONE]"));
@@ -52,9 +42,7 @@ async fn stream_uses_crlf_data_frames_and_ends_with_finish_reason() {
     assert!(events.iter().all(|e| e.event.is_none()));
     assert_eq!(texts(&events), "Simulated answer from gemini-2.5-flash.");
     let (last, rest) = events.split_last().unwrap();
-    assert!(rest
-        .iter()
-        .all(|e| e.json()["candidates"][0].get("finishReason").is_none()));
+    assert!(rest.iter().all(|e| e.json()["candidates"][0].get("finishReason").is_none()));
     let last = last.json();
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 4);
@@ -87,28 +75,19 @@ async fn every_error_kind_has_the_real_status_and_body() {
             let resp = gemini(&m, &format!("gemini-2.5-pro+error={kind}"), stream, &gemini_body()).await;
             assert_eq!(resp.status(), status, "{kind}");
             let Some(name) = name else {
-                assert!(resp.headers()["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("text/html"));
+                assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
                 continue;
             };
             let body = json_of(resp).await;
             assert_eq!(body["error"]["code"], status, "{kind}");
             assert_eq!(body["error"]["status"], name, "{kind}");
-            assert!(
-                body["error"]["message"].as_str().is_some_and(|s| !s.is_empty()),
-                "{kind}"
-            );
+            assert!(body["error"]["message"].as_str().is_some_and(|s| !s.is_empty()), "{kind}");
         }
     }
 }
 
 fn detail<'a>(body: &'a Value, ty: &str) -> Option<&'a Value> {
-    body["error"]["details"]
-        .as_array()?
-        .iter()
-        .find(|d| d["@type"].as_str().is_some_and(|t| t.ends_with(ty)))
+    body["error"]["details"].as_array()?.iter().find(|d| d["@type"].as_str().is_some_and(|t| t.ends_with(ty)))
 }
 
 #[tokio::test]
@@ -122,14 +101,8 @@ async fn error_details_gateways_classify_on() {
     assert_eq!(resp.headers()["retry-after"], "41");
     let body = json_of(resp).await;
     assert_eq!(detail(&body, "RetryInfo").unwrap()["retryDelay"], "41s");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("Please retry in 41s."));
-    let quota = detail(&body, "QuotaFailure").unwrap()["violations"][0]["quotaId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Please retry in 41s."));
+    let quota = detail(&body, "QuotaFailure").unwrap()["violations"][0]["quotaId"].as_str().unwrap().to_string();
     assert!(quota.contains("PerMinute"), "{quota}");
 
     let body = json_of(gemini(&m, "g+error=quota_exhausted", false, &gemini_body()).await).await;
@@ -138,19 +111,13 @@ async fn error_details_gateways_classify_on() {
     assert!(detail(&body, "RetryInfo").is_none());
 
     let body = json_of(gemini(&m, "gemini-x+error=model_not_found", false, &gemini_body()).await).await;
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("models/gemini-x is not found"));
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("models/gemini-x is not found"));
 }
 
 #[tokio::test]
 async fn content_policy_and_content_filter_are_blocked_prompts() {
     let m = mock().await;
-    for (model, reason) in [
-        ("g+content_filter", "SAFETY"),
-        ("g+error=content_policy", "PROHIBITED_CONTENT"),
-    ] {
+    for (model, reason) in [("g+content_filter", "SAFETY"), ("g+error=content_policy", "PROHIBITED_CONTENT")] {
         let resp = gemini(&m, model, false, &gemini_body()).await;
         assert_eq!(resp.status(), 200);
         let body = json_of(resp).await;
@@ -172,12 +139,7 @@ async fn the_key_is_required_in_header_or_query() {
     let resp = client().post(&url).json(&gemini_body()).send().await.unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(json_of(resp).await["error"]["status"], "PERMISSION_DENIED");
-    let resp = client()
-        .post(format!("{url}?key=AIza-q"))
-        .json(&gemini_body())
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(format!("{url}?key=AIza-q")).json(&gemini_body()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -190,10 +152,7 @@ async fn invalid_requests_get_400_invalid_argument() {
             json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}),
             "Please use a valid role: user, model.",
         ),
-        (
-            json!({"contents": [{"role": "user", "parts": []}]}),
-            "contents.parts must not be empty",
-        ),
+        (json!({"contents": [{"role": "user", "parts": []}]}), "contents.parts must not be empty"),
         (
             json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}], "messages": []}),
             "Unknown name \"messages\": Cannot find field.",
@@ -257,10 +216,7 @@ async fn empty_truncated_and_tool_call() {
 
     let (raw, _) = read_all(gemini(&m, "g+tool_call", true, &req).await).await;
     let events = sse_events(&raw, "\r\n");
-    assert_eq!(
-        events[0].json()["candidates"][0]["content"]["parts"][0]["functionCall"]["name"],
-        "get_weather"
-    );
+    assert_eq!(events[0].json()["candidates"][0]["content"]["parts"][0]["functionCall"]["name"], "get_weather");
     assert_eq!(events.last().unwrap().json()["candidates"][0]["finishReason"], "STOP");
 }
 
@@ -279,34 +235,16 @@ async fn fault_syntax_works_in_the_url_path_even_percent_encoded() {
 async fn streaming_without_alt_sse_is_refused() {
     let m = mock().await;
     let url = format!("{}/v1beta/models/g:streamGenerateContent", m.url());
-    let resp = client()
-        .post(url)
-        .header("x-goog-api-key", "k")
-        .json(&gemini_body())
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(url).header("x-goog-api-key", "k").json(&gemini_body()).send().await.unwrap();
     assert_eq!(resp.status(), 400);
-    assert!(json_of(resp).await["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("alt=sse"));
+    assert!(json_of(resp).await["error"]["message"].as_str().unwrap().contains("alt=sse"));
 }
 
 #[tokio::test]
 async fn models_are_listed() {
     let m = mock().await;
-    let resp = client()
-        .get(format!("{}/v1beta/models", m.url()))
-        .header("x-goog-api-key", "k")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(format!("{}/v1beta/models", m.url())).header("x-goog-api-key", "k").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = json_of(resp).await;
-    assert!(body["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m["name"] == "models/gemini-2.5-flash"));
+    assert!(body["models"].as_array().unwrap().iter().any(|m| m["name"] == "models/gemini-2.5-flash"));
 }

@@ -12,10 +12,7 @@ async fn non_stream_answer_has_the_real_shape() {
     let resp = openai(&m, &openai_body("gpt-4o")).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let body = json_of(resp).await;
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "gpt-4o");
@@ -34,11 +31,7 @@ async fn non_stream_answer_has_the_real_shape() {
 
 #[tokio::test]
 async fn the_base_model_is_echoed_and_text_is_configurable() {
-    let m = mock_with(MockConfig {
-        text: Some("Hello from {model} today".into()),
-        ..MockConfig::default()
-    })
-    .await;
+    let m = mock_with(MockConfig { text: Some("Hello from {model} today".into()), ..MockConfig::default() }).await;
     let body = json_of(openai(&m, &openai_body("gpt-4o-mini+latency=1ms")).await).await;
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["choices"][0]["message"]["content"], "Hello from gpt-4o-mini today");
@@ -54,23 +47,15 @@ async fn stream_with_usage_follows_the_documented_sequence() {
     body["stream_options"] = json!({"include_usage": true});
     let resp = openai(&m, &body).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let (raw, err) = read_all(resp).await;
     assert!(err.is_none());
     let events = sse_events(&raw, "\n");
-    assert!(
-        events.iter().all(|e| e.event.is_none()),
-        "OpenAI streams have no event names"
-    );
+    assert!(events.iter().all(|e| e.event.is_none()), "OpenAI streams have no event names");
     assert_eq!(events.last().unwrap().data, "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(Event::json).collect();
     let id = chunks[0]["id"].clone();
-    assert!(chunks
-        .iter()
-        .all(|c| c["id"] == id && c["object"] == "chat.completion.chunk"));
+    assert!(chunks.iter().all(|c| c["id"] == id && c["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     // Every chunk but the last carries "usage": null; the last has no choices and the totals.
     let (usage_chunk, rest) = chunks.split_last().unwrap();
@@ -82,10 +67,7 @@ async fn stream_with_usage_follows_the_documented_sequence() {
     assert_eq!(finish["finish_reason"], "stop");
     assert_eq!(finish["delta"], json!({}));
     // One word per content chunk.
-    let words: Vec<&str> = rest
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let words: Vec<&str> = rest.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(words, ["", "Simulated", " answer", " from", " gpt-4o."]);
     assert_eq!(openai_text(&events), "Simulated answer from gpt-4o.");
 }
@@ -96,66 +78,23 @@ async fn stream_without_include_usage_has_no_usage_field() {
     let (raw, _) = read_all(openai(&m, &with_stream(openai_body("gpt-4o"))).await).await;
     let events = sse_events(&raw, "\n");
     assert_eq!(events.len(), 1 + 4 + 1 + 1);
-    assert!(events
-        .iter()
-        .filter(|e| e.data != "[DONE]")
-        .all(|e| e.json().get("usage").is_none()));
+    assert!(events.iter().filter(|e| e.data != "[DONE]").all(|e| e.json().get("usage").is_none()));
 }
 
 /// (kind, status, error.type, error.code); `None` type means an HTML page from the CDN.
 const ERRORS: [(&str, u16, Option<&str>, Option<&str>); 14] = [
-    (
-        "invalid_key",
-        401,
-        Some("invalid_request_error"),
-        Some("invalid_api_key"),
-    ),
-    (
-        "account_deactivated",
-        401,
-        Some("invalid_request_error"),
-        Some("account_deactivated"),
-    ),
-    (
-        "forbidden",
-        403,
-        Some("request_forbidden"),
-        Some("unsupported_country_region_territory"),
-    ),
-    (
-        "model_not_found",
-        404,
-        Some("invalid_request_error"),
-        Some("model_not_found"),
-    ),
-    (
-        "context_length",
-        400,
-        Some("invalid_request_error"),
-        Some("context_length_exceeded"),
-    ),
-    (
-        "content_policy",
-        400,
-        Some("invalid_request_error"),
-        Some("invalid_prompt"),
-    ),
+    ("invalid_key", 401, Some("invalid_request_error"), Some("invalid_api_key")),
+    ("account_deactivated", 401, Some("invalid_request_error"), Some("account_deactivated")),
+    ("forbidden", 403, Some("request_forbidden"), Some("unsupported_country_region_territory")),
+    ("model_not_found", 404, Some("invalid_request_error"), Some("model_not_found")),
+    ("context_length", 400, Some("invalid_request_error"), Some("context_length_exceeded")),
+    ("content_policy", 400, Some("invalid_request_error"), Some("invalid_prompt")),
     ("rate_limit", 429, Some("requests"), Some("rate_limit_exceeded")),
-    (
-        "quota_exhausted",
-        429,
-        Some("insufficient_quota"),
-        Some("insufficient_quota"),
-    ),
+    ("quota_exhausted", 429, Some("insufficient_quota"), Some("insufficient_quota")),
     ("server", 500, Some("server_error"), None),
     ("bad_gateway", 502, None, None),
     ("unavailable", 503, Some("service_unavailable_error"), None),
-    (
-        "overloaded",
-        503,
-        Some("service_unavailable_error"),
-        Some("server_is_overloaded"),
-    ),
+    ("overloaded", 503, Some("service_unavailable_error"), Some("server_is_overloaded")),
     ("bad_request", 400, Some("invalid_request_error"), None),
     ("timeout", 504, None, None),
 ];
@@ -171,10 +110,7 @@ async fn every_error_kind_has_the_real_status_and_body() {
             assert_eq!(resp.status(), status, "{kind}");
             assert!(resp.headers().contains_key("x-request-id"), "{kind}");
             let Some(typ) = typ else {
-                assert!(resp.headers()["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("text/html"));
+                assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
                 assert!(resp.text().await.unwrap().contains(&status.to_string()));
                 continue;
             };
@@ -191,21 +127,12 @@ async fn every_error_kind_has_the_real_status_and_body() {
 async fn error_messages_carry_the_details_gateways_parse() {
     let m = mock().await;
     let err = json_of(openai(&m, &openai_body("gpt-4o+error=model_not_found")).await).await;
-    assert_eq!(
-        err["error"]["message"],
-        "The model `gpt-4o` does not exist or you do not have access to it."
-    );
+    assert_eq!(err["error"]["message"], "The model `gpt-4o` does not exist or you do not have access to it.");
     let err = json_of(openai(&m, &openai_body("m+error=context_length")).await).await;
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("maximum context length"));
+    assert!(err["error"]["message"].as_str().unwrap().contains("maximum context length"));
     assert_eq!(err["error"]["param"], "messages");
     let err = json_of(openai(&m, &openai_body("m+error=invalid_key")).await).await;
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("Incorrect API key provided: sk-"));
+    assert!(err["error"]["message"].as_str().unwrap().starts_with("Incorrect API key provided: sk-"));
 }
 
 #[tokio::test]
@@ -223,10 +150,7 @@ async fn rate_limit_reflects_retry_after_in_headers_and_message() {
     let resp = openai(&m, &openai_body("gpt-4o+error=rate_limit")).await;
     assert!(!resp.headers().contains_key("retry-after"));
     assert!(!resp.headers().contains_key("x-ratelimit-reset-requests"));
-    assert!(!json_of(resp).await["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("try again in"));
+    assert!(!json_of(resp).await["error"]["message"].as_str().unwrap().contains("try again in"));
 
     let date = "Wed, 21 Oct 2015 07:28:00 GMT";
     let resp = openai(&m, &openai_body(&format!("gpt-4o+error=server+retry_after={date}"))).await;
@@ -236,11 +160,7 @@ async fn rate_limit_reflects_retry_after_in_headers_and_message() {
 #[tokio::test]
 async fn raw_status_uses_the_generic_body() {
     let m = mock().await;
-    for (status, typ) in [
-        (409, "invalid_request_error"),
-        (500, "server_error"),
-        (529, "server_error"),
-    ] {
+    for (status, typ) in [(409, "invalid_request_error"), (500, "server_error"), (529, "server_error")] {
         let resp = openai(&m, &openai_body(&format!("m+status={status}"))).await;
         assert_eq!(resp.status(), status);
         assert_eq!(json_of(resp).await["error"]["type"], typ);
@@ -255,10 +175,7 @@ async fn raw_status_uses_the_generic_body() {
 async fn invalid_requests_get_400_invalid_request_error() {
     let m = mock().await;
     let cases = [
-        (
-            json!({"messages": [{"role": "user", "content": "x"}]}),
-            "you must provide a model parameter",
-        ),
+        (json!({"messages": [{"role": "user", "content": "x"}]}), "you must provide a model parameter"),
         (json!({"model": "m", "messages": []}), "[] is too short - 'messages'"),
         (json!({"model": "m"}), "Missing required parameter: 'messages'."),
         (
@@ -289,42 +206,20 @@ async fn invalid_requests_get_400_invalid_request_error() {
     // A fault suffix that does not parse is the caller's mistake too.
     let resp = openai(&m, &openai_body("m+error=nope")).await;
     assert_eq!(resp.status(), 400);
-    assert!(json_of(resp).await["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("bad fault suffix"));
+    assert!(json_of(resp).await["error"]["message"].as_str().unwrap().contains("bad fault suffix"));
 }
 
 #[tokio::test]
 async fn auth_is_required_and_keys_can_be_restricted() {
-    let m = mock_with(MockConfig {
-        api_keys: vec!["sk-good-key-123456".into()],
-        ..MockConfig::default()
-    })
-    .await;
+    let m = mock_with(MockConfig { api_keys: vec!["sk-good-key-123456".into()], ..MockConfig::default() }).await;
     let url = format!("{}/v1/chat/completions", m.url());
     let resp = client().post(&url).json(&openai_body("m")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert!(json_of(resp).await["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("You didn't provide an API key"));
-    let resp = client()
-        .post(&url)
-        .bearer_auth("sk-bad-key-0000000")
-        .json(&openai_body("m"))
-        .send()
-        .await
-        .unwrap();
+    assert!(json_of(resp).await["error"]["message"].as_str().unwrap().contains("You didn't provide an API key"));
+    let resp = client().post(&url).bearer_auth("sk-bad-key-0000000").json(&openai_body("m")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(json_of(resp).await["error"]["code"], "invalid_api_key");
-    let resp = client()
-        .post(&url)
-        .bearer_auth("sk-good-key-123456")
-        .json(&openai_body("m"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(&url).bearer_auth("sk-good-key-123456").json(&openai_body("m")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -363,14 +258,8 @@ async fn malformed_at_inserts_a_broken_frame_and_continues() {
     let (raw, err) = read_all(openai(&m, &with_stream(openai_body("m+malformed_at=1"))).await).await;
     assert!(err.is_none());
     let events = sse_events(&raw, "\n");
-    let broken: Vec<_> = events
-        .iter()
-        .filter(|e| serde_json::from_str::<Value>(&e.data).is_err())
-        .collect();
-    assert_eq!(
-        broken.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
-        ["{\"choices\":[{", "[DONE]"]
-    );
+    let broken: Vec<_> = events.iter().filter(|e| serde_json::from_str::<Value>(&e.data).is_err()).collect();
+    assert_eq!(broken.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["{\"choices\":[{", "[DONE]"]);
     // The broken frame comes right after the first content chunk.
     let pos = events.iter().position(|e| e.data == "{\"choices\":[{").unwrap();
     assert_eq!(events[pos - 1].json()["choices"][0]["delta"]["content"], "Simulated");
@@ -419,10 +308,7 @@ async fn empty_truncated_and_content_filter_answers() {
     assert_eq!(events[events.len() - 2].json()["choices"][0]["finish_reason"], "length");
     let (raw, _) = read_all(openai(&m, &with_stream(openai_body("m+content_filter"))).await).await;
     let events = sse_events(&raw, "\n");
-    assert_eq!(
-        events[events.len() - 2].json()["choices"][0]["finish_reason"],
-        "content_filter"
-    );
+    assert_eq!(events[events.len() - 2].json()["choices"][0]["finish_reason"], "content_filter");
 }
 
 fn with_tools(mut body: Value) -> Value {
@@ -454,32 +340,17 @@ async fn tool_call_calls_the_first_tool() {
     let events = sse_events(&raw, "\n");
     let deltas: Vec<Value> = events.iter().filter(|e| e.data != "[DONE]").map(|e| e.json()).collect();
     let first = &deltas[1]["choices"][0]["delta"]["tool_calls"][0];
-    assert_eq!(
-        (first["index"].clone(), first["function"]["name"].clone()),
-        (json!(0), json!("get_weather"))
-    );
-    assert_eq!(
-        deltas[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
-        "{}"
-    );
+    assert_eq!((first["index"].clone(), first["function"]["name"].clone()), (json!(0), json!("get_weather")));
+    assert_eq!(deltas[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "{}");
     assert_eq!(deltas[3]["choices"][0]["finish_reason"], "tool_calls");
 }
 
 #[tokio::test]
 async fn models_are_listed() {
     let m = mock().await;
-    let resp = client()
-        .get(format!("{}/v1/models", m.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(format!("{}/v1/models", m.url())).bearer_auth("k").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = json_of(resp).await;
     assert_eq!(body["object"], "list");
-    assert!(body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m["id"] == "gpt-4o" && m["object"] == "model"));
+    assert!(body["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o" && m["object"] == "model"));
 }

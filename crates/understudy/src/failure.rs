@@ -100,14 +100,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        Failure {
-            class,
-            detail: None,
-            status: None,
-            message: message.into(),
-            retry_after: None,
-            upstream: None,
-        }
+        Failure { class, detail: None, status: None, message: message.into(), retry_after: None, upstream: None }
     }
 
     pub fn detail(mut self, detail: &'static str) -> Self {
@@ -189,14 +182,8 @@ mod tests {
     #[test]
     fn secrets_are_scrubbed() {
         let m = "Incorrect API key provided: sk-proj-abc***************xyz. You can find";
-        assert_eq!(
-            redact_secrets(m, None),
-            "Incorrect API key provided: [redacted]. You can find"
-        );
-        assert_eq!(
-            redact_secrets("key mysecretvalue bad", Some("mysecretvalue")),
-            "key [redacted] bad"
-        );
+        assert_eq!(redact_secrets(m, None), "Incorrect API key provided: [redacted]. You can find");
+        assert_eq!(redact_secrets("key mysecretvalue bad", Some("mysecretvalue")), "key [redacted] bad");
         assert_eq!(redact_secrets("risk-free", None), "risk-free");
         assert_eq!(redact_secrets("AIzaSyD-1234567890abcdef", None), "[redacted]");
     }

@@ -10,6 +10,7 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::Config;
 use crate::failure::{Failure, FailureClass};
 use crate::report::Trace;
+use crate::resilience::health::HealthRegistry;
 use crate::route::attempt::Success;
 use crate::route::fallback::{self, Failed};
 use crate::route::{Route, RouteTable};
@@ -45,13 +46,23 @@ pub struct Handled {
 
 pub struct Gateway {
     table: RwLock<Arc<RouteTable>>,
+    health: Arc<HealthRegistry>,
 }
 
 impl Gateway {
     pub fn new(config: &Config) -> Gateway {
-        Gateway {
-            table: RwLock::new(Arc::new(RouteTable::from_config(config))),
-        }
+        let health = Arc::new(HealthRegistry::default());
+        Gateway { table: RwLock::new(Arc::new(RouteTable::from_config(config, health.clone()))), health }
+    }
+
+    /// Swaps in a new configuration; deployments that keep their id keep their health.
+    pub fn reload(&self, config: &Config) {
+        let table = Arc::new(RouteTable::from_config(config, self.health.clone()));
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
     }
 
     /// The current route table (a snapshot: a reload swaps it without disturbing requests).
@@ -76,15 +87,11 @@ impl Gateway {
             Ok((_, Success::Complete(resp))) => Ok(Reply::Complete(resp)),
             Ok((_, Success::Stream(live))) => Ok(Reply::Stream(live)),
             Err(Failed::Stopped(f)) => Err(GatewayError::Rejected(f)),
-            Err(Failed::Exhausted { last }) => Err(GatewayError::Exhausted {
-                last,
-                retry_after: fallback::retry_after_hint(&exec.trace),
-            }),
+            Err(Failed::Exhausted { last }) => {
+                Err(GatewayError::Exhausted { last, retry_after: fallback::retry_after_hint(&exec.trace) })
+            }
         };
-        Handled {
-            result,
-            trace: exec.trace,
-        }
+        Handled { result, trace: exec.trace }
     }
 }
 

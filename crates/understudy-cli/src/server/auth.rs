@@ -17,12 +17,7 @@ pub struct Keys(Vec<Vec<u8>>);
 
 impl Keys {
     pub fn from_config(keys: &[Secret]) -> Keys {
-        Keys(
-            keys.iter()
-                .filter(|k| !k.is_empty())
-                .map(|k| k.expose().as_bytes().to_vec())
-                .collect(),
-        )
+        Keys(keys.iter().filter(|k| !k.is_empty()).map(|k| k.expose().as_bytes().to_vec()).collect())
     }
 
     pub fn is_empty(&self) -> bool {

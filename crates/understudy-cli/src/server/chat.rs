@@ -54,10 +54,7 @@ async fn serve(
             return errors::response(front, &err);
         }
     };
-    let deadline = match headers
-        .get(DEADLINE_HEADER)
-        .map(|v| v.to_str().map(|s| humantime::parse_duration(s.trim())))
-    {
+    let deadline = match headers.get(DEADLINE_HEADER).map(|v| v.to_str().map(|s| humantime::parse_duration(s.trim()))) {
         None => None,
         Some(Ok(Ok(d))) if !d.is_zero() => Some(d),
         Some(_) => {
@@ -87,18 +84,7 @@ async fn serve(
                 let body = front::encode_response(front, &resp).to_string();
                 json_response(StatusCode::OK, body)
             };
-            log_request(
-                request_id,
-                &trace,
-                front,
-                &req,
-                200,
-                "ok",
-                arrived.elapsed(),
-                overhead,
-                None,
-                Some(usage),
-            );
+            log_request(request_id, &trace, front, &req, 200, "ok", arrived.elapsed(), overhead, None, Some(usage));
             m::record_request(&trace.route, front.as_str(), "ok", arrived.elapsed(), overhead);
             with_trace(response, &trace)
         }
@@ -123,17 +109,7 @@ async fn serve(
                     metrics::counter!(m::STREAMS_BROKEN, "deployment" => o.deployment.clone()).increment(1);
                 }
                 m::record_request(&route, front.as_str(), outcome, arrived.elapsed(), overhead);
-                log_stream_end(
-                    &rid,
-                    &log_trace,
-                    front,
-                    &model,
-                    stream,
-                    outcome,
-                    arrived.elapsed(),
-                    overhead,
-                    &o,
-                );
+                log_stream_end(&rid, &log_trace, front, &model, stream, outcome, arrived.elapsed(), overhead, &o);
             });
             let body = relay::sse_body(*live, front, req.include_usage, on_end);
             let body = Body::from_stream(futures::StreamExt::map(body, Ok::<_, std::convert::Infallible>));
@@ -147,18 +123,7 @@ async fn serve(
                 GatewayError::Exhausted { .. } => "all_candidates_failed",
             };
             let overhead = overhead(arrived, &trace);
-            log_request(
-                request_id,
-                &trace,
-                front,
-                &req,
-                status,
-                outcome,
-                arrived.elapsed(),
-                overhead,
-                Some(&e),
-                None,
-            );
+            log_request(request_id, &trace, front, &req, status, outcome, arrived.elapsed(), overhead, Some(&e), None);
             m::record_request(&trace.route, front.as_str(), outcome, arrived.elapsed(), overhead);
             with_trace(response, &trace)
         }
@@ -212,26 +177,17 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
                 0 => "no candidate could be tried before the deadline".to_string(),
                 n => format!(
                     "all {} candidates of route `{}` failed ({} attempts); last: {}",
-                    trace
-                        .attempts
-                        .iter()
-                        .map(|a| &a.deployment)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len(),
+                    trace.attempts.iter().map(|a| &a.deployment).collect::<std::collections::BTreeSet<_>>().len(),
                     trace.route,
                     n,
                     last
                 ),
             };
             let mut err = ErrorBody::new(status, "all_candidates_failed", message).code("all_candidates_failed");
-            err.extra.insert(
-                "attempts".into(),
-                serde_json::to_value(&trace.attempts).unwrap_or_default(),
-            );
+            err.extra.insert("attempts".into(), serde_json::to_value(&trace.attempts).unwrap_or_default());
             let mut resp = errors::response(front, &err);
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
             (resp, status)
         }
     }
@@ -239,20 +195,14 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 fn sse_response(body: Body) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }

@@ -28,10 +28,7 @@ pub fn response(front: Dialect, err: &ErrorBody) -> Response {
 pub fn raw(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
     let mut r = (status, body.into()).into_response();
     let h = r.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert("x-should-retry", HeaderValue::from_static("false"));
     r
 }

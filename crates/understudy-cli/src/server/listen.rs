@@ -44,11 +44,7 @@ pub async fn serve(app: Router, listen: SocketAddr, header_timeout: Duration) ->
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .keep_alive(true);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
         loop {
             let (socket, _) = tokio::select! {
                 accepted = listener.accept() => match accepted {

@@ -52,21 +52,13 @@ pub async fn start(config: &Config, listen: SocketAddr) -> Result<ServerHandle, 
         max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
     });
     let app = router(state);
-    listen::serve(app, listen, config.server.header_read_timeout.0)
-        .await
-        .map_err(|e| StartError::Bind(listen, e))
+    listen::serve(app, listen, config.server.header_read_timeout.0).await.map_err(|e| StartError::Bind(listen, e))
 }
 
 fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(|s, h, b| chat::handle(s, h, b, Dialect::OpenAi)),
-        )
-        .route(
-            "/v1/messages",
-            post(|s, h, b| chat::handle(s, h, b, Dialect::Anthropic)),
-        )
+        .route("/v1/chat/completions", post(|s, h, b| chat::handle(s, h, b, Dialect::OpenAi)))
+        .route("/v1/messages", post(|s, h, b| chat::handle(s, h, b, Dialect::Anthropic)))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     Router::new()

@@ -41,18 +41,11 @@ pub async fn env_with(routes: &str, extra: &str) -> Env {
 }
 
 pub async fn env_full(routes: &str, extra: &str, mock_config: MockConfig) -> Env {
-    let mock = understudy_mock::start("127.0.0.1:0".parse().unwrap(), mock_config)
-        .await
-        .unwrap();
+    let mock = understudy_mock::start("127.0.0.1:0".parse().unwrap(), mock_config).await.unwrap();
     let yaml = config_yaml(&mock.url(), routes, extra);
     let loaded = understudy::config::load_str(&yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let gw = server::start(&loaded.config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let gw = server::start(&loaded.config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     Env { mock, gw, client }
 }
 
@@ -80,9 +73,7 @@ impl Reply {
     }
 
     pub fn attempts(&self) -> u32 {
-        self.header("x-understudy-attempts")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.header("x-understudy-attempts").and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
     pub fn reasons(&self) -> &str {

@@ -28,11 +28,7 @@ pub(crate) struct Invalid {
 
 impl Invalid {
     pub fn new(message: impl Into<String>) -> Invalid {
-        Invalid {
-            message: message.into(),
-            param: None,
-            code: None,
-        }
+        Invalid { message: message.into(), param: None, code: None }
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Invalid {

@@ -21,8 +21,7 @@ pub trait JsonBody {
 
 impl JsonBody for reqwest::RequestBuilder {
     fn json(self, body: &Value) -> Self {
-        self.header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap())
+        self.header("content-type", "application/json").body(serde_json::to_vec(body).unwrap())
     }
 }
 
@@ -80,13 +79,7 @@ pub fn gemini_url(m: &MockHandle, model: &str, stream: bool) -> String {
 }
 
 pub async fn gemini(m: &MockHandle, model: &str, stream: bool, body: &Value) -> reqwest::Response {
-    client()
-        .post(gemini_url(m, model, stream))
-        .header("x-goog-api-key", "AIza-test")
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    client().post(gemini_url(m, model, stream)).header("x-goog-api-key", "AIza-test").json(body).send().await.unwrap()
 }
 
 pub async fn json_of(resp: reqwest::Response) -> Value {
@@ -124,22 +117,13 @@ impl Event {
 /// each event ends with a blank line and has only `event:` and `data:` lines.
 pub fn sse_events(raw: &str, eol: &str) -> Vec<Event> {
     let separator = format!("{eol}{eol}");
-    assert!(
-        raw.is_empty() || raw.ends_with(&separator),
-        "stream must end on an event boundary: {raw:?}"
-    );
+    assert!(raw.is_empty() || raw.ends_with(&separator), "stream must end on an event boundary: {raw:?}");
     raw.split(&separator)
         .filter(|frame| !frame.is_empty())
         .map(|frame| {
-            let mut event = Event {
-                event: None,
-                data: String::new(),
-            };
+            let mut event = Event { event: None, data: String::new() };
             for line in frame.split(eol) {
-                assert!(
-                    !line.contains('\r') && !line.contains('\n'),
-                    "mixed line endings in {frame:?}"
-                );
+                assert!(!line.contains('\r') && !line.contains('\n'), "mixed line endings in {frame:?}");
                 if let Some(name) = line.strip_prefix("event: ") {
                     event.event = Some(name.to_string());
                 } else if let Some(data) = line.strip_prefix("data: ") {

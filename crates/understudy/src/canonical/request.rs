@@ -58,11 +58,7 @@ pub struct Message {
 
 impl Message {
     pub fn text(role: Role, text: impl Into<String>) -> Self {
-        Message {
-            role,
-            content: vec![ContentPart::Text { text: text.into() }],
-            name: None,
-        }
+        Message { role, content: vec![ContentPart::Text { text: text.into() }], name: None }
     }
 }
 
@@ -132,11 +128,7 @@ pub enum ToolChoice {
 pub enum ResponseFormat {
     Text,
     JsonObject,
-    JsonSchema {
-        name: String,
-        schema: Value,
-        strict: Option<bool>,
-    },
+    JsonSchema { name: String, schema: Value, strict: Option<bool> },
 }
 
 impl ChatRequest {

@@ -49,16 +49,9 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
 /// Parses and validates `src`; `file` names it in errors.
 pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     let config: Config = serde_yaml_ng::from_str(src).map_err(|e| parse_error(&e, src, file))?;
-    let mut v = Validator {
-        src,
-        file,
-        warnings: Vec::new(),
-    };
+    let mut v = Validator { src, file, warnings: Vec::new() };
     v.validate(&config)?;
-    Ok(Loaded {
-        config,
-        warnings: v.warnings,
-    })
+    Ok(Loaded { config, warnings: v.warnings })
 }
 
 fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
@@ -84,12 +77,7 @@ fn parse_error(e: &serde_yaml_ng::Error, src: &str, file: &str) -> ConfigError {
         }
     }
     let _ = src;
-    ConfigError {
-        file: file.to_string(),
-        line,
-        key,
-        message,
-    }
+    ConfigError { file: file.to_string(), line, key, message }
 }
 
 /// The key written with `value` in the mapping that starts on line `line` (1-based): in
@@ -107,10 +95,8 @@ fn key_with_value(src: &str, line: usize, value: &str) -> Option<String> {
             let rest = text[pos + 1..].trim_start().trim_start_matches(['"', '\'']);
             if rest.starts_with(value) {
                 let before = &text[..pos];
-                let start = before
-                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
+                let start =
+                    before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).map(|i| i + 1).unwrap_or(0);
                 if start < pos {
                     return Some(before[start..].to_string());
                 }
@@ -147,10 +133,9 @@ impl Validator<'_> {
             }
             if let Some(u) = &p.base_url {
                 if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
-                    return Err(self.err(
-                        &["providers", name, "base_url"],
-                        format!("{:?} is not an http(s) URL", u.value),
-                    ));
+                    return Err(
+                        self.err(&["providers", name, "base_url"], format!("{:?} is not an http(s) URL", u.value))
+                    );
                 }
             }
             for h in p.headers.keys() {
@@ -162,15 +147,13 @@ impl Validator<'_> {
         for (i, k) in c.server.api_keys.iter().enumerate() {
             for var in k.missing_vars() {
                 let _ = i;
-                self.warnings
-                    .push(format!("server.api_keys: environment variable {var} is not set"));
+                self.warnings.push(format!("server.api_keys: environment variable {var} is not set"));
             }
         }
         if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(self.err(
-                &["server", "listen"],
-                format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen),
-            ));
+            return Err(
+                self.err(&["server", "listen"], format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen))
+            );
         }
         self.check_policy(&["defaults"], &c.defaults)?;
         for (rname, r) in &c.routes {
@@ -178,10 +161,7 @@ impl Validator<'_> {
                 return Err(self.err(&["routes"], "route names must not be empty"));
             }
             if r.fallback_chain.is_empty() {
-                return Err(self.err(
-                    &["routes", rname, "fallback_chain"],
-                    "a route needs at least one target",
-                ));
+                return Err(self.err(&["routes", rname, "fallback_chain"], "a route needs at least one target"));
             }
             self.check_policy(&["routes", rname], &r.policy())?;
             for (i, t) in r.fallback_chain.iter().enumerate() {
@@ -205,11 +185,7 @@ impl Validator<'_> {
                 format!(
                     "unknown provider {:?}; known providers: {}",
                     t.provider,
-                    if known.is_empty() {
-                        "(none)".into()
-                    } else {
-                        known.join(", ")
-                    }
+                    if known.is_empty() { "(none)".into() } else { known.join(", ") }
                 ),
             ));
         }
@@ -226,10 +202,7 @@ impl Validator<'_> {
         }
         if let Some(k) = &t.api_key {
             for var in k.missing_vars() {
-                self.warnings.push(format!(
-                    "{}.api_key: environment variable {var} is not set",
-                    join_path(path)
-                ));
+                self.warnings.push(format!("{}.api_key: environment variable {var} is not set", join_path(path)));
             }
         }
         self.check_policy(path, &t.policy())
@@ -241,7 +214,13 @@ impl Validator<'_> {
             ("deadline", p.deadline),
             ("timeout", p.timeout),
             ("connect_timeout", p.connect_timeout),
-            ("ttft_timeout", p.ttft_timeout),
+            (
+                "ttft_timeout",
+                match p.ttft_timeout {
+                    Some(super::TtftTimeout::Fixed(d)) => Some(d),
+                    _ => None,
+                },
+            ),
             ("idle_timeout", p.idle_timeout),
         ] {
             if zero(d) {
@@ -285,10 +264,7 @@ fn locate(src: &str, path: &[&str]) -> Option<usize> {
     let mut min_indent = 0usize;
     let mut found = None;
     for seg in path {
-        if let Some(idx) = seg
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .and_then(|s| s.parse::<usize>().ok())
+        if let Some(idx) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<usize>().ok())
         {
             // The idx-th `- ` item below the current key.
             let mut count = 0;
@@ -371,10 +347,7 @@ routes:
         let r = &l.config.routes["smart"];
         assert_eq!(r.fallback_chain.len(), 3);
         assert_eq!(r.fallback_chain[2].model, "claude-3-haiku");
-        assert_eq!(
-            r.fallback_chain[2].timeout.unwrap().0,
-            std::time::Duration::from_secs(10)
-        );
+        assert_eq!(r.fallback_chain[2].timeout.unwrap().0, std::time::Duration::from_secs(10));
         assert_eq!(r.fallback_chain[1].priority, Some(2));
     }
 
@@ -385,11 +358,7 @@ routes:
         assert_eq!(e.line, Some(8), "{e}");
         assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[1]"), "{e}");
         assert!(e.message.contains("unknown field `priorty`"), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("seed.yaml:8: routes.smart.fallback_chain[1]: unknown field"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("seed.yaml:8: routes.smart.fallback_chain[1]: unknown field"), "{e}");
     }
 
     #[test]

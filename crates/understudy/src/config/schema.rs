@@ -114,9 +114,26 @@ macro_rules! with_policy {
             pub timeout: Option<HumanDuration>,
             #[serde(default)]
             pub connect_timeout: Option<HumanDuration>,
-            /// Time to the first content token of a stream.
+            /// Time to the first content token of a stream: a duration, or `auto` (from the
+            /// deployment's observed p95, see `adaptive_ttft`).
             #[serde(default)]
-            pub ttft_timeout: Option<HumanDuration>,
+            pub ttft_timeout: Option<TtftTimeout>,
+            /// How `ttft_timeout: auto` is computed.
+            #[serde(default)]
+            pub adaptive_ttft: Option<AdaptiveTtft>,
+            /// Circuit breaker per deployment.
+            #[serde(default)]
+            pub breaker: Option<BreakerSettings>,
+            /// Retries and hedges may add at most this share of traffic per deployment.
+            #[serde(default)]
+            pub retry_budget: Option<BudgetSettings>,
+            /// How long a deployment is taken out of rotation after an auth, deployment or quota
+            /// failure (account deactivated, model retired, credit exhausted).
+            #[serde(default)]
+            pub disable_for: Option<HumanDuration>,
+            /// Cooldown after a 429 that gives no Retry-After.
+            #[serde(default)]
+            pub rate_limit_cooldown: Option<HumanDuration>,
             /// Longest gap between stream chunks.
             #[serde(default)]
             pub idle_timeout: Option<HumanDuration>,
@@ -141,6 +158,11 @@ macro_rules! with_policy {
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
                     ttft_timeout: self.ttft_timeout,
+                    adaptive_ttft: self.adaptive_ttft,
+                    breaker: self.breaker,
+                    retry_budget: self.retry_budget,
+                    disable_for: self.disable_for,
+                    rate_limit_cooldown: self.rate_limit_cooldown,
                     idle_timeout: self.idle_timeout,
                     max_retries: self.max_retries,
                     backoff_base: self.backoff_base,
@@ -166,6 +188,11 @@ impl Policy {
             timeout: over.timeout.or(self.timeout),
             connect_timeout: over.connect_timeout.or(self.connect_timeout),
             ttft_timeout: over.ttft_timeout.or(self.ttft_timeout),
+            adaptive_ttft: overlay_opt(self.adaptive_ttft, over.adaptive_ttft, AdaptiveTtft::overlay),
+            breaker: overlay_opt(self.breaker, over.breaker, BreakerSettings::overlay),
+            retry_budget: overlay_opt(self.retry_budget, over.retry_budget, BudgetSettings::overlay),
+            disable_for: over.disable_for.or(self.disable_for),
+            rate_limit_cooldown: over.rate_limit_cooldown.or(self.rate_limit_cooldown),
             idle_timeout: over.idle_timeout.or(self.idle_timeout),
             max_retries: over.max_retries.or(self.max_retries),
             backoff_base: over.backoff_base.or(self.backoff_base),
@@ -195,6 +222,12 @@ with_policy! {
         /// Shown by `GET /v1/models`.
         #[serde(default)]
         pub description: Option<String>,
+        /// Start the next candidate too when the current one is slow to commit.
+        #[serde(default)]
+        pub hedge: Option<HedgeConfig>,
+        /// How equivalent deployments of one step are ordered.
+        #[serde(default)]
+        pub balance: Balance,
     }
 }
 
@@ -225,5 +258,136 @@ with_policy! {
         /// Provider-native body fields merged into the request last (e.g. `top_k`, `seed`).
         #[serde(default)]
         pub params: serde_json::Map<String, Value>,
+        /// Background health probe of this deployment.
+        #[serde(default)]
+        pub probe: Option<ProbeConfig>,
     }
+}
+
+fn overlay_opt<T: Copy>(base: Option<T>, over: Option<T>, f: fn(&T, &T) -> T) -> Option<T> {
+    match (base, over) {
+        (Some(b), Some(o)) => Some(f(&b, &o)),
+        (b, o) => o.or(b),
+    }
+}
+
+/// `ttft_timeout`: a duration, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TtftTimeout {
+    Fixed(HumanDuration),
+    Auto,
+}
+
+impl<'de> Deserialize<'de> for TtftTimeout {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "auto" {
+            return Ok(TtftTimeout::Auto);
+        }
+        humantime::parse_duration(s.trim()).map(|d| TtftTimeout::Fixed(HumanDuration(d))).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {s:?} ({e}); write e.g. 30s, 1500ms, or auto"))
+        })
+    }
+}
+
+/// Declares a settings block whose fields are all optional, with a field-by-field overlay (a
+/// more specific level overrides only the fields it sets).
+macro_rules! settings {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fm])* #[serde(default)] pub $f: Option<$t>,)*
+        }
+
+        impl $name {
+            pub fn overlay(&self, over: &Self) -> Self {
+                Self { $($f: over.$f.or(self.$f),)* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// `ttft_timeout: auto` = clamp(multiplier x p95 of observed time to first token, floor,
+    /// ceiling); `initial` until `min_samples` have been seen.
+    pub struct AdaptiveTtft {
+        pub multiplier: f64,
+        pub floor: HumanDuration,
+        pub ceiling: HumanDuration,
+        pub min_samples: u32,
+        pub initial: HumanDuration,
+    }
+}
+
+settings! {
+    /// Circuit breaker: trips on consecutive failures, or a failure rate over a window with a
+    /// minimum volume; half-open lets a few probes through; re-trips double the open time.
+    pub struct BreakerSettings {
+        pub enabled: bool,
+        pub consecutive_failures: u32,
+        pub failure_rate: f64,
+        pub window: HumanDuration,
+        pub min_requests: u32,
+        pub open_for: HumanDuration,
+        pub max_open_for: HumanDuration,
+        pub half_open_probes: u32,
+    }
+}
+
+settings! {
+    /// Retry budget: retries and hedges add at most `ratio` of first attempts, plus
+    /// `min_per_sec`, counted over `ttl`.
+    pub struct BudgetSettings {
+        pub enabled: bool,
+        pub ratio: f64,
+        pub min_per_sec: u32,
+        pub ttl: HumanDuration,
+    }
+}
+
+/// When to start a hedge: a fixed delay, or a percentile of the current candidate's time to
+/// first token (with `delay` used until there is data).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeConfig {
+    #[serde(default)]
+    pub delay: Option<HumanDuration>,
+    /// e.g. 95 for p95.
+    #[serde(default)]
+    pub percentile: Option<f64>,
+    /// Hedges started per request at most (default 1).
+    #[serde(default)]
+    pub max: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Weighted random order.
+    #[default]
+    Weighted,
+    /// Power of two choices over the peak-EWMA of time to first token.
+    Latency,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// `GET` the provider's model listing: free.
+    #[default]
+    Models,
+    /// A one-token completion: costs a token, exercises the model itself.
+    Completion,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub interval: HumanDuration,
+    #[serde(default)]
+    pub kind: ProbeKind,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
 }

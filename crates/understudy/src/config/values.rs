@@ -128,10 +128,7 @@ pub struct Secret(EnvString);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(EnvString {
-            value: s.into(),
-            missing: vec![],
-        })
+        Secret(EnvString { value: s.into(), missing: vec![] })
     }
 
     pub fn expose(&self) -> &str {

@@ -26,10 +26,7 @@ impl Adapter for Anthropic {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // No key configured: send none, so a proxy that adds its own credentials still works.
         if !call.api_key.is_empty() {
-            headers.insert(
-                HeaderName::from_static("x-api-key"),
-                secret_header(call.api_key.expose())?,
-            );
+            headers.insert(HeaderName::from_static("x-api-key"), secret_header(call.api_key.expose())?);
         }
         let version = HeaderValue::from_str(&endpoint.anthropic_version).map_err(|_| {
             Failure::new(
@@ -44,11 +41,7 @@ impl Adapter for Anthropic {
             headers.insert(name.clone(), value.clone());
         }
 
-        Ok(UpstreamRequest {
-            url: format!("{}/v1/messages", endpoint.base_url),
-            headers,
-            body: to_body(&body),
-        })
+        Ok(UpstreamRequest { url: format!("{}/v1/messages", endpoint.base_url), headers, body: to_body(&body) })
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
@@ -79,10 +72,7 @@ mod tests {
             kind: ProviderKind::Anthropic,
             base_url: "http://127.0.0.1:9999".into(),
             api_key: Secret::new("sk-ant-provider"),
-            headers: vec![(
-                HeaderName::from_static("anthropic-beta"),
-                HeaderValue::from_static("feat-a"),
-            )],
+            headers: vec![(HeaderName::from_static("anthropic-beta"), HeaderValue::from_static("feat-a"))],
             anthropic_version: "2023-06-01".into(),
         }
     }
@@ -93,13 +83,7 @@ mod tests {
         let key = Secret::new("sk-ant-entry");
         let mut extra = Map::new();
         extra.insert("top_k".into(), json!(5));
-        let call = Call {
-            endpoint: &ep,
-            model: "claude-3-haiku",
-            api_key: &key,
-            extra_params: &extra,
-            stream: true,
-        };
+        let call = Call { endpoint: &ep, model: "claude-3-haiku", api_key: &key, extra_params: &extra, stream: true };
         let req = wire_request::decode(br#"{"model":"smart","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u"}}"#).unwrap();
         let up = Anthropic.build(&req, &call).unwrap();
         assert_eq!(up.url, "http://127.0.0.1:9999/v1/messages");
@@ -129,10 +113,7 @@ mod tests {
         let mut d = Anthropic.stream_decoder();
         let mut out = Vec::new();
         d.feed(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", &mut out);
-        assert_eq!(
-            out[0].as_ref().unwrap().events,
-            vec![crate::canonical::StreamEvent::Done]
-        );
+        assert_eq!(out[0].as_ref().unwrap().events, vec![crate::canonical::StreamEvent::Done]);
         assert_eq!(Anthropic.dialect(), Dialect::Anthropic);
     }
 }

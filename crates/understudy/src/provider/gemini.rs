@@ -41,11 +41,7 @@ impl Adapter for Gemini {
 
 /// `{base}/models/{model}:generateContent`, or the SSE streaming method.
 fn url(base_url: &str, model: &str, stream: bool) -> String {
-    let method = if stream {
-        "streamGenerateContent?alt=sse"
-    } else {
-        "generateContent"
-    };
+    let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
     // Accept the resource name (`models/gemini-2.5-flash`) as well as the bare id.
     let model = model.strip_prefix("models/").unwrap_or(model);
     format!("{base_url}/models/{}:{method}", path_segment(model))
@@ -101,11 +97,7 @@ mod tests {
     }
 
     fn request() -> ChatRequest {
-        ChatRequest {
-            model: "smart".into(),
-            messages: vec![Message::text(Role::User, "Hi")],
-            ..Default::default()
-        }
+        ChatRequest { model: "smart".into(), messages: vec![Message::text(Role::User, "Hi")], ..Default::default() }
     }
 
     #[test]
@@ -117,18 +109,10 @@ mod tests {
             "safetySettings".into(),
             json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]),
         );
-        let call = Call {
-            endpoint: &ep,
-            model: "gemini-2.5-flash",
-            api_key: &key,
-            extra_params: &extra,
-            stream: false,
-        };
+        let call =
+            Call { endpoint: &ep, model: "gemini-2.5-flash", api_key: &key, extra_params: &extra, stream: false };
         let up = Gemini.build(&request(), &call).unwrap();
-        assert_eq!(
-            up.url,
-            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
-        );
+        assert_eq!(up.url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent");
         assert!(!up.url.contains("AIza"));
         assert!(!up.url.contains("key="));
         assert_eq!(up.headers["content-type"], "application/json");
@@ -151,13 +135,7 @@ mod tests {
         let ep = endpoint();
         let key = Secret::new("k");
         let extra = Map::new();
-        let call = |model| Call {
-            endpoint: &ep,
-            model,
-            api_key: &key,
-            extra_params: &extra,
-            stream: true,
-        };
+        let call = |model| Call { endpoint: &ep, model, api_key: &key, extra_params: &extra, stream: true };
         let url = |model| Gemini.build(&request(), &call(model)).unwrap().url;
         assert_eq!(
             url("gemini-2.5-flash"),
@@ -182,34 +160,18 @@ mod tests {
         let ep = endpoint();
         let extra = Map::new();
         let bad = Secret::new("line\nbreak");
-        let call = Call {
-            endpoint: &ep,
-            model: "gemini-2.5-flash",
-            api_key: &bad,
-            extra_params: &extra,
-            stream: false,
-        };
+        let call =
+            Call { endpoint: &ep, model: "gemini-2.5-flash", api_key: &bad, extra_params: &extra, stream: false };
         assert_eq!(Gemini.build(&request(), &call).unwrap_err().class, FailureClass::Auth);
         let empty = Secret::new("");
-        let call = Call {
-            api_key: &empty,
-            ..call
-        };
-        assert!(!Gemini
-            .build(&request(), &call)
-            .unwrap()
-            .headers
-            .contains_key("x-goog-api-key"));
+        let call = Call { api_key: &empty, ..call };
+        assert!(!Gemini.build(&request(), &call).unwrap().headers.contains_key("x-goog-api-key"));
     }
 
     #[test]
     fn delegates_to_the_wire_module() {
         assert_eq!(Gemini.dialect(), Dialect::Gemini);
-        let f = Gemini.classify_error(
-            404,
-            &HeaderMap::new(),
-            br#"{"error":{"code":404,"status":"NOT_FOUND"}}"#,
-        );
+        let f = Gemini.classify_error(404, &HeaderMap::new(), br#"{"error":{"code":404,"status":"NOT_FOUND"}}"#);
         assert_eq!(f.class, FailureClass::DeploymentInvalid);
         let r = Gemini
             .decode_response(br#"{"candidates":[{"content":{"parts":[{"text":"ok"}]},"finishReason":"STOP"}]}"#)

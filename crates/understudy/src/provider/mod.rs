@@ -121,11 +121,8 @@ pub fn merge_params(body: &mut Map<String, Value>, params: &Map<String, Value>) 
 /// A header value holding a credential: marked sensitive so it never prints.
 pub fn secret_header(value: &str) -> Result<HeaderValue, Failure> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Failure::new(
-            crate::FailureClass::Auth,
-            "the configured API key contains characters not allowed in a header",
-        )
-        .detail("bad_api_key")
+        Failure::new(crate::FailureClass::Auth, "the configured API key contains characters not allowed in a header")
+            .detail("bad_api_key")
     })?;
     v.set_sensitive(true);
     Ok(v)

@@ -33,11 +33,7 @@ impl Adapter for OpenAi {
         for (name, value) in &call.endpoint.headers {
             headers.insert(name.clone(), value.clone());
         }
-        Ok(UpstreamRequest {
-            url: chat_url(&call.endpoint.base_url),
-            headers,
-            body: to_body(&body),
-        })
+        Ok(UpstreamRequest { url: chat_url(&call.endpoint.base_url), headers, body: to_body(&body) })
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
@@ -86,13 +82,7 @@ mod tests {
 
     fn build(endpoint: &Endpoint, key: &str, extra: &Map<String, Value>, req: &ChatRequest) -> UpstreamRequest {
         let key = Secret::new(key);
-        let call = Call {
-            endpoint,
-            model: "gpt-4o-mini",
-            api_key: &key,
-            extra_params: extra,
-            stream: true,
-        };
+        let call = Call { endpoint, model: "gpt-4o-mini", api_key: &key, extra_params: extra, stream: true };
         OpenAi.build(req, &call).unwrap()
     }
 
@@ -131,18 +121,9 @@ mod tests {
         assert!(up.headers.get(AUTHORIZATION).is_none());
 
         let headers = vec![
-            (
-                HeaderName::from_static("api-key"),
-                HeaderValue::from_static("azure-key"),
-            ),
-            (
-                HeaderName::from_static("openai-project"),
-                HeaderValue::from_static("proj_1"),
-            ),
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            ),
+            (HeaderName::from_static("api-key"), HeaderValue::from_static("azure-key")),
+            (HeaderName::from_static("openai-project"), HeaderValue::from_static("proj_1")),
+            (CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8")),
         ];
         let up = build(&endpoint(headers), "sk-entry", &Map::new(), &req);
         assert_eq!(up.headers["api-key"], "azure-key");
@@ -156,10 +137,7 @@ mod tests {
             chat_url("https://res.openai.azure.com/openai/deployments/gpt4o/?api-version=2024-10-21"),
             "https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
         );
-        assert_eq!(
-            chat_url("http://localhost:11434/v1"),
-            "http://localhost:11434/v1/chat/completions"
-        );
+        assert_eq!(chat_url("http://localhost:11434/v1"), "http://localhost:11434/v1/chat/completions");
     }
 
     #[test]
@@ -167,13 +145,7 @@ mod tests {
         let key = Secret::new("sk-\nbad");
         let ep = endpoint(vec![]);
         let extra = Map::new();
-        let call = Call {
-            endpoint: &ep,
-            model: "m",
-            api_key: &key,
-            extra_params: &extra,
-            stream: false,
-        };
+        let call = Call { endpoint: &ep, model: "m", api_key: &key, extra_params: &extra, stream: false };
         let err = OpenAi.build(&ChatRequest::default(), &call).unwrap_err();
         assert_eq!(err.class, FailureClass::Auth);
         assert!(!err.message.contains("bad"));

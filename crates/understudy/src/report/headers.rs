@@ -7,23 +7,26 @@ pub const ATTEMPTS: &str = "x-understudy-attempts";
 pub const FALLBACK_REASONS: &str = "x-understudy-fallback-reasons";
 pub const ROUTE: &str = "x-understudy-route";
 pub const REQUEST_ID: &str = "x-request-id";
+pub const HEDGES: &str = "x-understudy-hedges";
 
 /// `(name, value)` pairs for a trace. Values are ASCII: deployment ids come from the
 /// configuration and classes are fixed names.
 pub fn for_trace(trace: &Trace) -> Vec<(&'static str, String)> {
-    let mut h = vec![
-        (ROUTE, trace.route.clone()),
-        (ATTEMPTS, trace.attempts.len().to_string()),
-    ];
+    let mut h = vec![(ROUTE, trace.route.clone()), (ATTEMPTS, trace.attempts.len().to_string())];
     if let (Some(dep), Some(_)) = (&trace.served_by, &trace.served_model) {
         h.push((SERVED_BY, dep.clone()));
     }
     let reasons: Vec<String> = trace
-        .failures()
-        .filter_map(|a| a.class.map(|c| format!("{}={}", a.deployment, c.as_str())))
+        .skipped
+        .iter()
+        .map(|s| format!("{}={}", s.deployment, s.reason))
+        .chain(trace.failures().filter_map(|a| a.class.map(|c| format!("{}={}", a.deployment, c.as_str()))))
         .collect();
     if !reasons.is_empty() {
         h.push((FALLBACK_REASONS, reasons.join(", ")));
+    }
+    if trace.hedges > 0 {
+        h.push((HEDGES, trace.hedges.to_string()));
     }
     h
 }

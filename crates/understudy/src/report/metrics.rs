@@ -50,3 +50,10 @@ pub fn record_usage(deployment: &str, input: u64, output: u64) {
     counter!(TOKENS, "deployment" => deployment.to_string(), "kind" => "input").increment(input);
     counter!(TOKENS, "deployment" => deployment.to_string(), "kind" => "output").increment(output);
 }
+
+pub const BREAKER_STATE: &str = "understudy_breaker_state";
+pub const BREAKER_TRANSITIONS: &str = "understudy_breaker_transitions_total";
+pub const DISABLED: &str = "understudy_deployment_disabled_total";
+pub const BUDGET_EXHAUSTED: &str = "understudy_retry_budget_exhausted_total";
+pub const HEDGES: &str = "understudy_hedges_total";
+pub const SKIPPED: &str = "understudy_skipped_total";

@@ -27,6 +27,22 @@ pub struct AttemptRecord {
     pub elapsed_ms: Duration,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// A half-open breaker's probe.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
+}
+
+/// A candidate skipped without a call: its breaker is open, it is cooling down, or drained.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub deployment: String,
+    pub reason: &'static str,
+    #[serde(skip)]
+    pub until: Option<tokio::time::Instant>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -43,6 +59,7 @@ impl AttemptRecord {
             message: None,
             elapsed_ms: elapsed,
             retry_after: None,
+            probe: false,
         }
     }
 
@@ -63,6 +80,7 @@ impl AttemptRecord {
             message: Some(message),
             elapsed_ms: elapsed,
             retry_after: f.retry_after,
+            probe: false,
         }
     }
 }
@@ -72,6 +90,12 @@ impl AttemptRecord {
 pub struct Trace {
     pub route: String,
     pub attempts: Vec<AttemptRecord>,
+    /// Candidates passed over without a call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// Hedges started.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hedges: u32,
     /// The deployment id that answered.
     pub served_by: Option<String>,
     /// Its model.
@@ -89,6 +113,8 @@ impl Trace {
         Trace {
             route: route.to_string(),
             attempts: Vec::new(),
+            skipped: Vec::new(),
+            hedges: 0,
             served_by: None,
             served_model: None,
             upstream: Duration::ZERO,
@@ -96,15 +122,25 @@ impl Trace {
         }
     }
 
+    /// Adds what a concurrent branch (a hedge) went through.
+    pub fn merge(&mut self, other: Trace) {
+        self.attempts.extend(other.attempts);
+        self.skipped.extend(other.skipped);
+        self.hedges += other.hedges;
+        // Concurrent branches overlap in time; count the longer one as upstream time.
+        self.upstream = self.upstream.max(other.upstream);
+        self.waited += other.waited;
+    }
+
     /// Failed attempts, in order.
     pub fn failures(&self) -> impl Iterator<Item = &AttemptRecord> {
         self.attempts.iter().filter(|a| a.class.is_some())
     }
 
-    /// Answered by something other than the first candidate tried.
+    /// Answered by something other than the route's first choice (tried or skipped).
     pub fn fell_back(&self) -> bool {
         match (self.attempts.first(), &self.served_by) {
-            (Some(first), Some(s)) => &first.deployment != s,
+            (Some(first), Some(s)) => &first.deployment != s || !self.skipped.is_empty(),
             _ => false,
         }
     }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 /// The pause before retry number `n` (0-based). `unit` is a uniform draw in [0, 1).
 pub fn full_jitter(base: Duration, max: Duration, n: u32, unit: f64) -> Duration {
-    let ceiling = base
-        .saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
-        .min(max);
+    let ceiling = base.saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX)).min(max);
     ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 

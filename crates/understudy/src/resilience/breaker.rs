@@ -23,17 +23,21 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
 }
 
+impl BreakerConfig {
+    pub const DEFAULT: BreakerConfig = BreakerConfig {
+        consecutive_failures: 5,
+        failure_rate: 0.5,
+        window: Duration::from_secs(30),
+        min_requests: 20,
+        open_for: Duration::from_secs(5),
+        max_open_for: Duration::from_secs(120),
+        half_open_probes: 1,
+    };
+}
+
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig {
-            consecutive_failures: 5,
-            failure_rate: 0.5,
-            window: Duration::from_secs(30),
-            min_requests: 20,
-            open_for: Duration::from_secs(5),
-            max_open_for: Duration::from_secs(120),
-            half_open_probes: 1,
-        }
+        BreakerConfig::DEFAULT
     }
 }
 
@@ -60,7 +64,9 @@ pub enum Admit {
     Yes,
     /// Half-open: this request is a probe; its outcome decides the state.
     Probe,
-    No { until: Instant },
+    No {
+        until: Instant,
+    },
 }
 
 /// A state change worth reporting.
@@ -147,7 +153,8 @@ impl Breaker {
         let mut transition = None;
         if let State::Open { until } = self.state {
             if now >= until {
-                transition = Some(self.go(State::HalfOpen { in_flight: 0, last_probe: None }, now, "open time elapsed"));
+                transition =
+                    Some(self.go(State::HalfOpen { in_flight: 0, last_probe: None }, now, "open time elapsed"));
             }
         }
         let admit = match &mut self.state {
@@ -183,8 +190,8 @@ impl Breaker {
                     return None;
                 }
                 let (total, failed) = self.window.counts(now);
-                let rate_trip = total >= u64::from(self.cfg.min_requests)
-                    && failed as f64 >= self.cfg.failure_rate * total as f64;
+                let rate_trip =
+                    total >= u64::from(self.cfg.min_requests) && failed as f64 >= self.cfg.failure_rate * total as f64;
                 if self.consecutive >= self.cfg.consecutive_failures {
                     let why = format!("{} consecutive failures, last: {reason}", self.consecutive);
                     Some(self.trip(now, why))

@@ -17,9 +17,13 @@ pub struct BudgetConfig {
     pub ttl: Duration,
 }
 
+impl BudgetConfig {
+    pub const DEFAULT: BudgetConfig = BudgetConfig { ratio: 0.2, min_per_sec: 1, ttl: Duration::from_secs(10) };
+}
+
 impl Default for BudgetConfig {
     fn default() -> Self {
-        BudgetConfig { ratio: 0.2, min_per_sec: 1, ttl: Duration::from_secs(10) }
+        BudgetConfig::DEFAULT
     }
 }
 

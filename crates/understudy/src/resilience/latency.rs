@@ -63,7 +63,11 @@ impl Recent {
     }
 
     fn fresh(&self, now: Instant) -> Vec<Duration> {
-        self.samples.iter().filter(|(t, _)| now.saturating_duration_since(*t) <= self.max_age).map(|(_, d)| *d).collect()
+        self.samples
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= self.max_age)
+            .map(|(_, d)| *d)
+            .collect()
     }
 
     pub fn count(&self, now: Instant) -> usize {

@@ -5,5 +5,6 @@
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+pub mod health;
 pub mod latency;
 pub mod window;

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::time::{timeout_at, Instant};
 
-use super::table::Deployment;
+use super::table::{Deployment, Ttft};
 use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamEvent};
 use crate::failure::{Failure, FailureClass};
 use crate::provider::Call;
+use crate::resilience::health::InjectedFault;
 use crate::stream::{LiveStream, Timing};
 use crate::validate;
 
@@ -38,10 +39,7 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
     if !dep.api_key.missing_vars().is_empty() {
         return Err(Failure::new(
             FailureClass::Auth,
-            format!(
-                "no API key: environment variable {} is not set",
-                dep.api_key.missing_vars().join(", ")
-            ),
+            format!("no API key: environment variable {} is not set", dep.api_key.missing_vars().join(", ")),
         )
         .detail("missing_api_key"));
     }
@@ -57,26 +55,22 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
 
     // Until the first token, a stream is bounded by the first-token limit; a plain request by
     // its total limit (its headers only arrive with the whole answer).
-    let first_deadline = if req.stream {
-        attempt_deadline.min(started + limits.ttft_timeout)
-    } else {
-        attempt_deadline
+    let ttft_limit = match &limits.ttft {
+        Ttft::Fixed(d) => *d,
+        Ttft::Auto(a) => dep.health.ttft_limit(started, a),
     };
+    let first_deadline = if req.stream { attempt_deadline.min(started + ttft_limit) } else { attempt_deadline };
     let expired = |what: &'static str, at: Instant| {
         let detail = if at == deadline { "deadline" } else { what };
-        Failure::new(
-            FailureClass::Timeout,
-            format!("no answer within {:?} ({detail})", at - started),
-        )
-        .detail(detail)
+        Failure::new(FailureClass::Timeout, format!("no answer within {:?} ({detail})", at - started)).detail(detail)
     };
 
-    let send = dep
-        .http
-        .post(&upstream.url)
-        .headers(upstream.headers)
-        .body(upstream.body)
-        .send();
+    if let Some(fault) = dep.health.fault() {
+        if let Some(f) = injected(dep, &fault, first_deadline, req.stream).await {
+            return Err(f);
+        }
+    }
+    let send = dep.http.post(&upstream.url).headers(upstream.headers).body(upstream.body).send();
     let resp = match timeout_at(first_deadline, send).await {
         Err(_) => return Err(expired(if req.stream { "ttft" } else { "total" }, first_deadline)),
         Ok(Err(e)) => return Err(transport_failure(&e)),
@@ -154,22 +148,14 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                     StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
                     // A terminator before any content: an empty answer.
                     StreamEvent::Done if !committed => {
-                        return Err(
-                            Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
-                                .detail("empty_content"),
-                        )
+                        return Err(Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
+                            .detail("empty_content"))
                     }
                     _ => {}
                 }
                 // A refusal with no text is still the answer: deliver it rather than fail over.
-                committed |= ev.is_content()
-                    || matches!(
-                        ev,
-                        StreamEvent::Finish {
-                            reason: FinishReason::ContentFilter,
-                            ..
-                        }
-                    );
+                committed |=
+                    ev.is_content() || matches!(ev, StreamEvent::Finish { reason: FinishReason::ContentFilter, .. });
             }
             buffered.push(decoded);
             if committed {
@@ -185,14 +171,39 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                 items.collect(),
                 body,
                 decoder,
-                Timing {
-                    started,
-                    ttft,
-                    deadline: attempt_deadline,
-                },
+                Timing { started, ttft, deadline: attempt_deadline },
                 malformed,
             ))));
         }
+    }
+}
+
+/// A game-day fault, applied where a real one would strike: latency before sending, then an
+/// error status (classified by the provider's own adapter) or a hang until the attempt's limit.
+async fn injected(dep: &Deployment, fault: &InjectedFault, until: Instant, stream: bool) -> Option<Failure> {
+    let what = if stream { "ttft" } else { "total" };
+    if let Some(ms) = fault.latency_ms {
+        let wake = Instant::now() + Duration::from_millis(ms);
+        if wake >= until {
+            tokio::time::sleep_until(until).await;
+            let msg = format!("no answer in time ({what}, injected latency)");
+            return Some(Failure::new(FailureClass::Timeout, msg).detail(what));
+        }
+        tokio::time::sleep_until(wake).await;
+    }
+    let hits = rand::random::<f64>() < fault.error_rate.unwrap_or(1.0);
+    if hits && fault.hang {
+        tokio::time::sleep_until(until).await;
+        let msg = format!("no answer in time ({what}, injected hang)");
+        return Some(Failure::new(FailureClass::Timeout, msg).detail(what));
+    }
+    match fault.status {
+        Some(status) if hits => {
+            let body =
+                br#"{"error":{"message":"injected by an understudy game day","type":"injected","code":"injected"}}"#;
+            Some(dep.adapter.classify_error(status, &http::HeaderMap::new(), body))
+        }
+        _ => None,
     }
 }
 
@@ -225,11 +236,8 @@ async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, Fa
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| transport_failure(&e))?;
         if buf.len() + chunk.len() > limit {
-            return Err(Failure::new(
-                FailureClass::InvalidResponse,
-                format!("response larger than {limit} bytes"),
-            )
-            .detail("too_large"));
+            return Err(Failure::new(FailureClass::InvalidResponse, format!("response larger than {limit} bytes"))
+                .detail("too_large"));
         }
         buf.extend_from_slice(&chunk);
     }

@@ -68,34 +68,15 @@ mod tests {
         let l = Limits::BUILT_IN;
         let now = Instant::now();
         let dl = now + Duration::from_secs(60);
-        assert_eq!(
-            decide(&f(FailureClass::InvalidRequest), 0, &l, now, dl, 0.5),
-            Decision::Stop
-        );
-        assert_eq!(
-            decide(&f(FailureClass::ContentFiltered), 0, &l, now, dl, 0.5),
-            Decision::Stop
-        );
-        for c in [
-            FailureClass::Auth,
-            FailureClass::Timeout,
-            FailureClass::ContextWindow,
-            FailureClass::InvalidResponse,
-        ] {
+        assert_eq!(decide(&f(FailureClass::InvalidRequest), 0, &l, now, dl, 0.5), Decision::Stop);
+        assert_eq!(decide(&f(FailureClass::ContentFiltered), 0, &l, now, dl, 0.5), Decision::Stop);
+        for c in [FailureClass::Auth, FailureClass::Timeout, FailureClass::ContextWindow, FailureClass::InvalidResponse]
+        {
             assert_eq!(decide(&f(c), 0, &l, now, dl, 0.5), Decision::FailOver, "{c}");
         }
-        assert!(matches!(
-            decide(&f(FailureClass::Overloaded), 0, &l, now, dl, 0.5),
-            Decision::Retry(_)
-        ));
-        assert_eq!(
-            decide(&f(FailureClass::Overloaded), 1, &l, now, dl, 0.5),
-            Decision::FailOver
-        );
-        assert!(matches!(
-            decide(&f(FailureClass::Connect), 0, &l, now, dl, 0.5),
-            Decision::Retry(_)
-        ));
+        assert!(matches!(decide(&f(FailureClass::Overloaded), 0, &l, now, dl, 0.5), Decision::Retry(_)));
+        assert_eq!(decide(&f(FailureClass::Overloaded), 1, &l, now, dl, 0.5), Decision::FailOver);
+        assert!(matches!(decide(&f(FailureClass::Connect), 0, &l, now, dl, 0.5), Decision::Retry(_)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -104,42 +85,21 @@ mod tests {
         let now = Instant::now();
         let dl = now + Duration::from_secs(5);
         let rl = |s| f(FailureClass::RateLimited).retry_after(Some(Duration::from_secs(s)));
-        assert_eq!(
-            decide(&rl(2), 0, &l, now, dl, 0.5),
-            Decision::Defer(now + Duration::from_secs(2))
-        );
-        assert_eq!(
-            decide(&rl(6), 0, &l, now, dl, 0.5),
-            Decision::FailOver,
-            "past the deadline"
-        );
+        assert_eq!(decide(&rl(2), 0, &l, now, dl, 0.5), Decision::Defer(now + Duration::from_secs(2)));
+        assert_eq!(decide(&rl(6), 0, &l, now, dl, 0.5), Decision::FailOver, "past the deadline");
         let long = now + Duration::from_secs(3600);
-        assert_eq!(
-            decide(&rl(30), 0, &l, now, long, 0.5),
-            Decision::FailOver,
-            "over max_retry_wait"
-        );
-        assert_eq!(
-            decide(&f(FailureClass::RateLimited), 0, &l, now, dl, 0.5),
-            Decision::FailOver,
-            "no hint"
-        );
+        assert_eq!(decide(&rl(30), 0, &l, now, long, 0.5), Decision::FailOver, "over max_retry_wait");
+        assert_eq!(decide(&f(FailureClass::RateLimited), 0, &l, now, dl, 0.5), Decision::FailOver, "no hint");
         let quota = rl(1).detail("quota_exhausted");
         assert_eq!(decide(&quota, 0, &l, now, dl, 0.5), Decision::FailOver);
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_pause_must_fit_the_deadline() {
-        let l = Limits {
-            backoff_base: Duration::from_secs(10),
-            backoff_max: Duration::from_secs(10),
-            ..Limits::BUILT_IN
-        };
+        let l =
+            Limits { backoff_base: Duration::from_secs(10), backoff_max: Duration::from_secs(10), ..Limits::BUILT_IN };
         let now = Instant::now();
         let dl = now + Duration::from_secs(5);
-        assert_eq!(
-            decide(&f(FailureClass::Overloaded), 0, &l, now, dl, 0.99),
-            Decision::FailOver
-        );
+        assert_eq!(decide(&f(FailureClass::Overloaded), 0, &l, now, dl, 0.99), Decision::FailOver);
     }
 }

@@ -1,9 +1,12 @@
-//! The fallback loop: every candidate in plan order, retries as [`decide`] says, rate-limited
-//! deployments revisited at the end if their Retry-After fits, all under one deadline.
+//! The fallback loop: every candidate in plan order, skipping those whose health says so, retries
+//! as [`decide`] says and the retry budget allows, an optional hedge when a candidate is slow to
+//! commit, rate-limited deployments revisited at the end if their Retry-After fits, all under one
+//! deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{select, Either};
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::attempt::{self, Success};
@@ -11,15 +14,16 @@ use super::decide::{decide, Decision};
 use super::plan;
 use super::table::{Deployment, Route};
 use crate::canonical::ChatRequest;
+use crate::config::HedgeConfig;
 use crate::failure::{Failure, FailureClass};
-use crate::report::{AttemptRecord, Trace};
+use crate::report::{AttemptRecord, Skipped, Trace};
 
 /// Why no candidate answered.
 #[derive(Debug, Clone)]
 pub enum Failed {
     /// The failure belongs to the caller (invalid request, content policy): returned as is.
     Stopped(Failure),
-    /// Every candidate failed or the deadline passed. `last` is the last failure seen.
+    /// Every candidate failed, was unavailable, or the deadline passed.
     Exhausted { last: Failure },
 }
 
@@ -31,26 +35,39 @@ pub struct Execution {
 enum Step {
     Answered(Success),
     Stop(Failure),
-    Next(Failure),
+    Next(Option<Failure>),
 }
+
+/// Rate-limited deployments to come back to: (when, which).
+type Deferred = Vec<(Instant, Arc<Deployment>)>;
 
 pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Execution {
     let mut trace = Trace::new(&route.name);
     let candidates = plan::candidates(route, &mut rand::rng());
-    let mut deferred: Vec<(Instant, Arc<Deployment>)> = Vec::new();
+    let mut deferred: Deferred = Vec::new();
     let mut last = None;
+    let mut hedges_left = route.hedge.map(|h| h.max.unwrap_or(1)).unwrap_or(0);
 
-    for dep in candidates {
-        match try_deployment(&dep, req, deadline, &mut trace, Some(&mut deferred)).await {
-            Step::Answered(s) => return answered(dep, s, trace),
-            Step::Stop(f) => {
-                return Execution {
-                    result: Err(Failed::Stopped(f)),
-                    trace,
+    let mut i = 0;
+    while i < candidates.len() {
+        let dep = &candidates[i];
+        let next = candidates.get(i + 1).filter(|_| hedges_left > 0);
+        let (step, consumed) = match (route.hedge, next) {
+            (Some(h), Some(next)) => {
+                let (s, hedged) = hedged(route, &h, dep, next, req, deadline, &mut trace, &mut deferred).await;
+                if hedged {
+                    hedges_left -= 1;
                 }
+                (s, if hedged { 2 } else { 1 })
             }
-            Step::Next(f) => last = Some(f),
+            _ => ((try_deployment(dep, req, deadline, &mut trace, Some(&mut deferred)).await, dep.clone()), 1),
+        };
+        match step {
+            (Step::Answered(s), who) => return answered(who, s, trace),
+            (Step::Stop(f), _) => return Execution { result: Err(Failed::Stopped(f)), trace },
+            (Step::Next(f), _) => last = f.or(last),
         }
+        i += consumed;
         if Instant::now() >= deadline {
             break;
         }
@@ -68,35 +85,109 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
         }
         match try_deployment(&dep, req, deadline, &mut trace, None).await {
             Step::Answered(s) => return answered(dep, s, trace),
-            Step::Stop(f) => {
-                return Execution {
-                    result: Err(Failed::Stopped(f)),
-                    trace,
-                }
-            }
-            Step::Next(f) => last = Some(f),
+            Step::Stop(f) => return Execution { result: Err(Failed::Stopped(f)), trace },
+            Step::Next(f) => last = f.or(last),
         }
     }
     let last = match last {
         Some(f) if Instant::now() < deadline => f,
-        _ => Failure::new(
-            FailureClass::Timeout,
-            "the request deadline passed before any candidate answered",
+        None if !trace.skipped.is_empty() && Instant::now() < deadline => Failure::new(
+            FailureClass::Overloaded,
+            "every candidate is unavailable (circuit open, cooling down or drained)",
         )
-        .detail("deadline"),
+        .detail("all_unavailable"),
+        _ => Failure::new(FailureClass::Timeout, "the request deadline passed before any candidate answered")
+            .detail("deadline"),
     };
-    Execution {
-        result: Err(Failed::Exhausted { last }),
-        trace,
-    }
+    Execution { result: Err(Failed::Exhausted { last }), trace }
 }
 
 fn answered(dep: Arc<Deployment>, s: Success, mut trace: Trace) -> Execution {
     trace.served_by = Some(dep.id.clone());
     trace.served_model = Some(dep.model.clone());
-    Execution {
-        result: Ok((dep, s)),
-        trace,
+    Execution { result: Ok((dep, s)), trace }
+}
+
+/// Runs `dep`, and if it has not committed after the hedge delay, `next` as well; the first to
+/// commit wins and the other is dropped (cancelled). Returns whether `next` was started.
+#[allow(clippy::too_many_arguments)]
+async fn hedged(
+    route: &Route,
+    h: &HedgeConfig,
+    dep: &Arc<Deployment>,
+    next: &Arc<Deployment>,
+    req: &ChatRequest,
+    deadline: Instant,
+    trace: &mut Trace,
+    deferred: &mut Deferred,
+) -> ((Step, Arc<Deployment>), bool) {
+    let now = Instant::now();
+    let delay = hedge_delay(h, dep, now);
+    let mut t1 = Trace::new(&route.name);
+    let mut d1 = Vec::new();
+    let first = Box::pin(try_deployment(dep, req, deadline, &mut t1, Some(&mut d1)));
+    let timer = Box::pin(sleep_until((now + delay).min(deadline)));
+    let (step, hedged) = match select(first, timer).await {
+        Either::Left((step, _)) => (Some((step, dep.clone())), false),
+        Either::Right((_, first)) => {
+            if next.health.unavailable(Instant::now()).is_some() || !next.health.withdraw(Instant::now()) {
+                // The hedge target is unavailable or its budget is spent: keep waiting.
+                (Some((first.await, dep.clone())), false)
+            } else {
+                metrics::counter!(crate::report::metrics::HEDGES, "route" => route.name.clone(), "deployment" => next.id.clone())
+                    .increment(1);
+                trace.hedges += 1;
+                let mut t2 = Trace::new(&route.name);
+                let mut d2 = Vec::new();
+                let second = Box::pin(try_deployment(next, req, deadline, &mut t2, Some(&mut d2)));
+                let out = race(first, second, dep, next).await;
+                deferred.append(&mut d2);
+                trace.merge(t2);
+                (out, true)
+            }
+        }
+    };
+    trace.merge(t1);
+    deferred.append(&mut d1);
+    (step.unwrap_or((Step::Next(None), dep.clone())), hedged)
+}
+
+/// The first of two attempts to answer wins; if the first to finish failed, waits for the other.
+async fn race<A, B>(a: A, b: B, da: &Arc<Deployment>, db: &Arc<Deployment>) -> Option<(Step, Arc<Deployment>)>
+where
+    A: std::future::Future<Output = Step> + Unpin,
+    B: std::future::Future<Output = Step> + Unpin,
+{
+    match select(a, b).await {
+        Either::Left((Step::Answered(s), loser)) => {
+            drop(loser);
+            db.health.abandoned();
+            Some((Step::Answered(s), da.clone()))
+        }
+        Either::Right((Step::Answered(s), loser)) => {
+            drop(loser);
+            da.health.abandoned();
+            Some((Step::Answered(s), db.clone()))
+        }
+        Either::Left((Step::Stop(f), _)) | Either::Right((Step::Stop(f), _)) => Some((Step::Stop(f), da.clone())),
+        Either::Left((Step::Next(fa), other)) => match other.await {
+            Step::Answered(s) => Some((Step::Answered(s), db.clone())),
+            Step::Stop(f) => Some((Step::Stop(f), db.clone())),
+            Step::Next(fb) => Some((Step::Next(fb.or(fa)), db.clone())),
+        },
+        Either::Right((Step::Next(fb), other)) => match other.await {
+            Step::Answered(s) => Some((Step::Answered(s), da.clone())),
+            Step::Stop(f) => Some((Step::Stop(f), da.clone())),
+            Step::Next(fa) => Some((Step::Next(fa.or(fb)), da.clone())),
+        },
+    }
+}
+
+fn hedge_delay(h: &HedgeConfig, dep: &Deployment, now: Instant) -> Duration {
+    let fixed = h.delay.map(|d| d.0).unwrap_or(Duration::from_secs(2));
+    match h.percentile {
+        Some(p) => dep.health.ttft_quantile(now, (p / 100.0).clamp(0.0, 1.0), 10).unwrap_or(fixed),
+        None => fixed,
     }
 }
 
@@ -107,52 +198,75 @@ async fn try_deployment(
     req: &ChatRequest,
     deadline: Instant,
     trace: &mut Trace,
-    mut deferred: Option<&mut Vec<(Instant, Arc<Deployment>)>>,
+    mut deferred: Option<&mut Deferred>,
 ) -> Step {
     let mut retries = 0;
     loop {
         let t0 = Instant::now();
         if t0 >= deadline {
-            return Step::Next(Failure::new(FailureClass::Timeout, "the request deadline passed").detail("deadline"));
+            return Step::Next(Some(
+                Failure::new(FailureClass::Timeout, "the request deadline passed").detail("deadline"),
+            ));
+        }
+        // Health is checked at the moment of sending: it may have changed since planning.
+        let probe = match dep.health.admit(t0) {
+            Ok(p) => p,
+            Err(u) => {
+                metrics::counter!(crate::report::metrics::SKIPPED, "deployment" => dep.id.clone(), "reason" => u.as_str())
+                    .increment(1);
+                trace.skipped.push(Skipped { deployment: dep.id.clone(), reason: u.as_str(), until: u.until() });
+                return Step::Next(None);
+            }
+        };
+        if retries == 0 {
+            dep.health.deposit(t0);
         }
         let result = attempt::run(dep, req, deadline).await;
-        let elapsed = t0.elapsed();
+        let now = Instant::now();
+        let elapsed = now - t0;
         trace.upstream += elapsed;
         let f = match result {
             Ok(s) => {
-                trace.attempts.push(AttemptRecord::ok(&dep.id, elapsed));
+                match &s {
+                    Success::Complete(_) => dep.health.success(now, None, Some(elapsed)),
+                    Success::Stream(live) => dep.health.success(now, Some(live.ttft), None),
+                }
+                let mut rec = AttemptRecord::ok(&dep.id, elapsed);
+                rec.probe = probe;
+                trace.attempts.push(rec);
                 return Step::Answered(s);
             }
             Err(f) => f,
         };
-        trace.attempts.push(AttemptRecord::failed(&dep.id, &f, elapsed));
-        let now = Instant::now();
+        dep.health.failure(now, &f, dep.limits.disable_for, dep.limits.rate_limit_cooldown);
+        let mut rec = AttemptRecord::failed(&dep.id, &f, elapsed);
+        rec.probe = probe;
+        trace.attempts.push(rec);
         match decide(&f, retries, &dep.limits, now, deadline, rand::random::<f64>()) {
-            Decision::Retry(pause) => {
+            Decision::Retry(pause) if dep.health.withdraw(now) => {
                 sleep(pause).await;
                 trace.waited += pause;
                 retries += 1;
             }
+            // The retry budget is spent: fail over rather than add load to a struggling provider.
+            Decision::Retry(_) => return Step::Next(Some(f)),
             Decision::Defer(at) => {
                 if let Some(d) = deferred.as_deref_mut() {
                     d.push((at, dep.clone()));
                 }
-                return Step::Next(f);
+                return Step::Next(Some(f));
             }
-            Decision::FailOver => return Step::Next(f),
+            Decision::FailOver => return Step::Next(Some(f)),
             Decision::Stop => return Step::Stop(f),
         }
     }
 }
 
-/// When to tell a caller to come back after every candidate failed: the earliest Retry-After
-/// any deployment gave, else one second.
+/// When to tell a caller to come back after every candidate failed: the earliest time any
+/// deployment said it would recover (Retry-After, or a breaker's open period), else one second.
 pub fn retry_after_hint(trace: &Trace) -> Duration {
-    trace
-        .attempts
-        .iter()
-        .filter_map(|a| a.retry_after)
-        .min()
-        .map(|d| d.max(Duration::from_secs(1)))
-        .unwrap_or(Duration::from_secs(1))
+    let now = Instant::now();
+    let from_attempts = trace.attempts.iter().filter_map(|a| a.retry_after);
+    let from_skips = trace.skipped.iter().filter_map(|s| s.until.map(|u| u.saturating_duration_since(now)));
+    from_attempts.chain(from_skips).min().map(|d| d.max(Duration::from_secs(1))).unwrap_or(Duration::from_secs(1))
 }

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Config, Policy, StreamFailure, TargetConfig};
+use crate::config::{Balance, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TtftTimeout};
 use crate::provider::{self, Adapter, Endpoint};
+use crate::resilience::breaker::BreakerConfig;
+use crate::resilience::budget::BudgetConfig;
+use crate::resilience::health::{DeploymentHealth, HealthRegistry};
+use crate::resilience::latency::Adaptive;
 
 /// Settings resolved with precedence chain entry > route > `defaults` > built-in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,12 +19,27 @@ pub struct Limits {
     pub deadline: Duration,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Fixed first-token limit, or the adaptive one's parameters.
+    pub ttft: Ttft,
+    /// The fixed first-token limit (the adaptive one's `initial` when adaptive).
     pub ttft_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_retries: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub max_retry_wait: Duration,
+    /// `None` when the breaker is disabled.
+    pub breaker: Option<BreakerConfig>,
+    /// `None` when the retry budget is disabled.
+    pub budget: Option<BudgetConfig>,
+    pub disable_for: Duration,
+    pub rate_limit_cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ttft {
+    Fixed(Duration),
+    Auto(Adaptive),
 }
 
 impl Limits {
@@ -29,30 +48,72 @@ impl Limits {
         deadline: Duration::from_secs(180),
         timeout: Duration::from_secs(120),
         connect_timeout: Duration::from_secs(5),
+        ttft: Ttft::Fixed(Duration::from_secs(30)),
         ttft_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(30),
         max_retries: 1,
         backoff_base: Duration::from_millis(250),
         backoff_max: Duration::from_secs(5),
         max_retry_wait: Duration::from_secs(10),
+        breaker: Some(BREAKER),
+        budget: Some(BUDGET),
+        disable_for: Duration::from_secs(3600),
+        rate_limit_cooldown: Duration::from_secs(5),
     };
 
     pub fn resolve(p: &Policy) -> Limits {
         let b = Limits::BUILT_IN;
         let d = |v: Option<crate::config::HumanDuration>, dflt: Duration| v.map(|h| h.0).unwrap_or(dflt);
+        let a = p.adaptive_ttft.unwrap_or_default();
+        let adaptive = Adaptive {
+            multiplier: a.multiplier.unwrap_or(3.0),
+            floor: d(a.floor, Duration::from_millis(500)),
+            ceiling: d(a.ceiling, Duration::from_secs(30)),
+            min_samples: a.min_samples.unwrap_or(20) as usize,
+            initial: d(a.initial, Duration::from_secs(10)),
+        };
+        let (ttft, ttft_timeout) = match p.ttft_timeout {
+            Some(TtftTimeout::Fixed(f)) => (Ttft::Fixed(f.0), f.0),
+            Some(TtftTimeout::Auto) => (Ttft::Auto(adaptive), adaptive.initial),
+            None => (b.ttft, b.ttft_timeout),
+        };
+        let bs = p.breaker.unwrap_or_default();
+        let breaker = BreakerConfig {
+            consecutive_failures: bs.consecutive_failures.unwrap_or(BREAKER.consecutive_failures).max(1),
+            failure_rate: bs.failure_rate.unwrap_or(BREAKER.failure_rate),
+            window: d(bs.window, BREAKER.window),
+            min_requests: bs.min_requests.unwrap_or(BREAKER.min_requests),
+            open_for: d(bs.open_for, BREAKER.open_for),
+            max_open_for: d(bs.max_open_for, BREAKER.max_open_for),
+            half_open_probes: bs.half_open_probes.unwrap_or(BREAKER.half_open_probes).max(1),
+        };
+        let bb = p.retry_budget.unwrap_or_default();
+        let budget = BudgetConfig {
+            ratio: bb.ratio.unwrap_or(BUDGET.ratio),
+            min_per_sec: bb.min_per_sec.unwrap_or(BUDGET.min_per_sec),
+            ttl: d(bb.ttl, BUDGET.ttl),
+        };
         Limits {
             deadline: d(p.deadline, b.deadline),
             timeout: d(p.timeout, b.timeout),
             connect_timeout: d(p.connect_timeout, b.connect_timeout),
-            ttft_timeout: d(p.ttft_timeout, b.ttft_timeout),
+            ttft,
+            ttft_timeout,
             idle_timeout: d(p.idle_timeout, b.idle_timeout),
             max_retries: p.max_retries.unwrap_or(b.max_retries),
             backoff_base: d(p.backoff_base, b.backoff_base),
             backoff_max: d(p.backoff_max, b.backoff_max),
             max_retry_wait: d(p.max_retry_wait, b.max_retry_wait),
+            breaker: bs.enabled.unwrap_or(true).then_some(breaker),
+            budget: bb.enabled.unwrap_or(true).then_some(budget),
+            disable_for: d(p.disable_for, b.disable_for),
+            rate_limit_cooldown: d(p.rate_limit_cooldown, b.rate_limit_cooldown),
         }
     }
 }
+
+const BREAKER: BreakerConfig = BreakerConfig::DEFAULT;
+const BUDGET: BudgetConfig = BudgetConfig::DEFAULT;
 
 /// Request parameters a chain entry overrides.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,14 +148,14 @@ pub struct Deployment {
     pub limits: Limits,
     pub weight: u32,
     pub http: reqwest::Client,
+    /// Shared by every route that lists this deployment, and kept across reloads.
+    pub health: Arc<DeploymentHealth>,
+    pub probe: Option<ProbeConfig>,
 }
 
 impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deployment")
-            .field("id", &self.id)
-            .field("model", &self.model)
-            .finish_non_exhaustive()
+        f.debug_struct("Deployment").field("id", &self.id).field("model", &self.model).finish_non_exhaustive()
     }
 }
 
@@ -107,6 +168,8 @@ pub struct Route {
     pub limits: Limits,
     pub stream_failure: StreamFailure,
     pub description: Option<String>,
+    pub hedge: Option<HedgeConfig>,
+    pub balance: Balance,
 }
 
 impl Route {
@@ -122,15 +185,13 @@ pub struct RouteTable {
     defaults: Policy,
     direct_models: bool,
     clients: Clients,
+    health: Arc<HealthRegistry>,
 }
 
 impl RouteTable {
-    pub fn from_config(c: &Config) -> RouteTable {
-        let endpoints: BTreeMap<String, Arc<Endpoint>> = c
-            .providers
-            .iter()
-            .map(|(n, p)| (n.clone(), Arc::new(Endpoint::from_config(n, p))))
-            .collect();
+    pub fn from_config(c: &Config, health: Arc<HealthRegistry>) -> RouteTable {
+        let endpoints: BTreeMap<String, Arc<Endpoint>> =
+            c.providers.iter().map(|(n, p)| (n.clone(), Arc::new(Endpoint::from_config(n, p)))).collect();
         let clients = Clients::default();
         let mut routes = BTreeMap::new();
         for (name, rc) in &c.routes {
@@ -150,6 +211,7 @@ impl RouteTable {
                 *n += 1;
                 let id = if *n == 1 { base_id } else { format!("{base_id}#{n}") };
                 let limits = Limits::resolve(&route_policy.overlay(&t.policy()));
+                let dep_health = health.get(&id, limits.breaker, limits.budget);
                 let dep = Arc::new(Deployment {
                     id,
                     endpoint: endpoint.clone(),
@@ -166,6 +228,8 @@ impl RouteTable {
                     limits,
                     weight: t.weight.unwrap_or(1),
                     http: clients.get(limits.connect_timeout),
+                    health: dep_health,
+                    probe: t.probe,
                 });
                 // Only explicit, equal priorities form a group; unprioritised entries stay sequential.
                 match (t.priority, last_priority) {
@@ -186,6 +250,8 @@ impl RouteTable {
                     limits: Limits::resolve(&route_policy),
                     stream_failure: rc.stream_failure,
                     description: rc.description.clone(),
+                    hedge: rc.hedge,
+                    balance: rc.balance,
                 }),
             );
         }
@@ -195,6 +261,7 @@ impl RouteTable {
             defaults: c.defaults.clone(),
             direct_models: c.server.direct_models,
             clients,
+            health,
         }
     }
 
@@ -223,6 +290,8 @@ impl RouteTable {
             limits,
             weight: 1,
             http: self.clients.get(limits.connect_timeout),
+            health: self.health.get(model, limits.breaker, limits.budget),
+            probe: None,
         });
         Some(Arc::new(Route {
             name: model.to_string(),
@@ -230,11 +299,27 @@ impl RouteTable {
             limits,
             stream_failure: StreamFailure::Error,
             description: None,
+            hedge: None,
+            balance: Balance::Weighted,
         }))
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.routes.values()
+    }
+
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
+    }
+
+    /// Every configured deployment once, even when several routes share it.
+    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
+        let mut seen = std::collections::HashSet::new();
+        self.routes
+            .values()
+            .flat_map(|r| r.deployments().cloned().collect::<Vec<_>>())
+            .filter(|d| seen.insert(d.id.clone()))
+            .collect()
     }
 }
 

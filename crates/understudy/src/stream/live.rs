@@ -73,11 +73,7 @@ impl LiveStream {
         timing: Timing,
         malformed: u32,
     ) -> LiveStream {
-        let Timing {
-            started,
-            ttft,
-            deadline,
-        } = timing;
+        let Timing { started, ttft, deadline } = timing;
         let idle = deployment.limits.idle_timeout;
         let mut s = LiveStream {
             deployment,
@@ -136,6 +132,16 @@ impl LiveStream {
 
     /// The next frame, or how the stream ended (returned once; `None` afterwards).
     pub async fn next(&mut self) -> Option<LiveItem> {
+        let item = self.next_inner().await;
+        if let Some(LiveItem::End(StreamEnd::Broken(f))) = &item {
+            // A stream that breaks after its commit point counts against the deployment.
+            let l = &self.deployment.limits;
+            self.deployment.health.failure(Instant::now(), f, l.disable_for, l.rate_limit_cooldown);
+        }
+        item
+    }
+
+    async fn next_inner(&mut self) -> Option<LiveItem> {
         loop {
             if let Some(d) = self.pending.pop_front() {
                 // Frames after an error are not forwarded; the terminator frame itself is.
@@ -166,11 +172,8 @@ impl LiveStream {
             Err(_) => {
                 let detail = if idle_at == self.deadline { "total" } else { "idle" };
                 self.ended = Some(StreamEnd::Broken(
-                    Failure::new(
-                        FailureClass::StreamBroken,
-                        format!("the stream stalled ({detail} timeout)"),
-                    )
-                    .detail(detail),
+                    Failure::new(FailureClass::StreamBroken, format!("the stream stalled ({detail} timeout)"))
+                        .detail(detail),
                 ));
             }
             Ok(Some(Err(e))) => {
@@ -188,11 +191,8 @@ impl LiveStream {
                     self.ended = Some(match self.finish {
                         Some(_) => StreamEnd::Complete { terminator: false },
                         None => StreamEnd::Broken(
-                            Failure::new(
-                                FailureClass::StreamBroken,
-                                "the stream ended before the answer was complete",
-                            )
-                            .detail("truncated"),
+                            Failure::new(FailureClass::StreamBroken, "the stream ended before the answer was complete")
+                                .detail("truncated"),
                         ),
                     });
                 }

@@ -45,15 +45,7 @@ pub fn sse_body(
     on_end: OnEnd,
 ) -> impl Stream<Item = Bytes> + Send {
     let passthrough = live.deployment.adapter.dialect() == front;
-    let relay = Relay {
-        live,
-        front,
-        passthrough,
-        include_usage,
-        encoder: None,
-        done: false,
-        on_end: Some(on_end),
-    };
+    let relay = Relay { live, front, passthrough, include_usage, encoder: None, done: false, on_end: Some(on_end) };
     futures::stream::unfold(relay, |mut r| async move { r.next().await.map(|b| (b, r)) })
 }
 
@@ -64,10 +56,7 @@ impl Relay {
         let include_usage = self.include_usage;
         self.encoder.get_or_insert_with(|| {
             let init = StreamInit {
-                id: live
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("understudy-{}", uuid::Uuid::new_v4().simple())),
+                id: live.id.clone().unwrap_or_else(|| format!("understudy-{}", uuid::Uuid::new_v4().simple())),
                 model: live.model.clone().unwrap_or_else(|| live.deployment.model.clone()),
                 created: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -158,10 +147,7 @@ pub fn replay_body(resp: &crate::canonical::ChatResponse, front: Dialect, includ
     let init = StreamInit {
         id: resp.id.clone(),
         model: resp.model.clone(),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         include_usage,
         input_tokens: Some(resp.usage.input_tokens),
     };

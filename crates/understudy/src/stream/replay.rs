@@ -4,18 +4,14 @@
 use crate::canonical::{ChatResponse, ContentPart, StreamEvent};
 
 pub fn events(resp: &ChatResponse) -> Vec<StreamEvent> {
-    let mut out = vec![StreamEvent::Start {
-        id: Some(resp.id.clone()),
-        model: Some(resp.model.clone()),
-    }];
+    let mut out = vec![StreamEvent::Start { id: Some(resp.id.clone()), model: Some(resp.model.clone()) }];
     for choice in &resp.choices {
         let mut call = 0;
         for part in &choice.content {
             match part {
-                ContentPart::Text { text } if !text.is_empty() => out.push(StreamEvent::Text {
-                    index: choice.index,
-                    text: text.clone(),
-                }),
+                ContentPart::Text { text } if !text.is_empty() => {
+                    out.push(StreamEvent::Text { index: choice.index, text: text.clone() })
+                }
                 ContentPart::ToolCall { id, name, arguments } => {
                     out.push(StreamEvent::ToolCall {
                         index: choice.index,
@@ -29,10 +25,7 @@ pub fn events(resp: &ChatResponse) -> Vec<StreamEvent> {
                 _ => {}
             }
         }
-        out.push(StreamEvent::Finish {
-            index: choice.index,
-            reason: choice.finish_reason.clone(),
-        });
+        out.push(StreamEvent::Finish { index: choice.index, reason: choice.finish_reason.clone() });
     }
     out.push(StreamEvent::Usage(resp.usage));
     out.push(StreamEvent::Done);

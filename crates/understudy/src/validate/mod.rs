@@ -15,20 +15,14 @@ pub fn check(resp: &ChatResponse, req: &ChatRequest) -> Result<(), Failure> {
     }
     if choice.finish_reason == FinishReason::Length {
         // Cut by the length limit when the caller's own limit was not reached.
-        let reached = req
-            .params
-            .max_tokens
-            .is_some_and(|m| resp.usage.output_tokens >= u64::from(m));
+        let reached = req.params.max_tokens.is_some_and(|m| resp.usage.output_tokens >= u64::from(m));
         if !reached {
             return Err(Failure::new(
                 FailureClass::InvalidResponse,
                 format!(
                     "the answer was cut by the length limit after {} tokens (requested limit: {})",
                     resp.usage.output_tokens,
-                    req.params
-                        .max_tokens
-                        .map(|m| m.to_string())
-                        .unwrap_or_else(|| "none".into())
+                    req.params.max_tokens.map(|m| m.to_string()).unwrap_or_else(|| "none".into())
                 ),
             )
             .detail("truncated"));

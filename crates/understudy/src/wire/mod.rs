@@ -29,10 +29,7 @@ pub struct BadRequest {
 
 impl BadRequest {
     pub fn new(message: impl Into<String>) -> Self {
-        BadRequest {
-            message: message.into(),
-            param: None,
-        }
+        BadRequest { message: message.into(), param: None }
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {

@@ -52,9 +52,7 @@ pub fn parse_go_duration(v: &str) -> Option<Duration> {
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ms" => 1e-3,
             "s" => 1.0,
@@ -113,10 +111,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "7".parse().unwrap());
         h.insert("retry-after-ms", "250.5".parse().unwrap());
-        assert_eq!(
-            from_headers(&h, SystemTime::now()),
-            Some(Duration::from_micros(250_500))
-        );
+        assert_eq!(from_headers(&h, SystemTime::now()), Some(Duration::from_micros(250_500)));
     }
 
     #[test]
@@ -127,14 +122,8 @@ mod tests {
             from_message("Rate limit reached ... Please try again in 644ms. Visit"),
             Some(Duration::from_millis(644))
         );
-        assert_eq!(
-            from_message("Please retry after 7 seconds. ..."),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            from_message("Please retry in 40.5s."),
-            Some(Duration::from_millis(40_500))
-        );
+        assert_eq!(from_message("Please retry after 7 seconds. ..."), Some(Duration::from_secs(7)));
+        assert_eq!(from_message("Please retry in 40.5s."), Some(Duration::from_millis(40_500)));
         assert_eq!(from_message("no hint"), None);
     }
 }

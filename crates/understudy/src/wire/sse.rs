@@ -93,11 +93,7 @@ impl SseParser {
             }
             if self.data.is_some() || self.event.is_some() {
                 let raw = self.buf.split().freeze();
-                out.push(Ok(SseFrame {
-                    event: self.event.take(),
-                    data: self.data.take().unwrap_or_default(),
-                    raw,
-                }));
+                out.push(Ok(SseFrame { event: self.event.take(), data: self.data.take().unwrap_or_default(), raw }));
             }
         }
         *self = Self::default();

@@ -27,24 +27,13 @@ fn error_with(status: StatusCode, error: serde_json::Value, rid: u64) -> Resp {
 pub(crate) fn auth_error(failure: AuthFailure, spec: &ErrorSpec<'_>) -> Resp {
     let rid = spec.request_id;
     match failure {
-        AuthFailure::Missing => error_body(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "x-api-key header is required",
-            rid,
-        ),
-        AuthFailure::Invalid => error_body(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid x-api-key",
-            rid,
-        ),
-        AuthFailure::MissingVersion => error_body(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "anthropic-version: header is required",
-            rid,
-        ),
+        AuthFailure::Missing => {
+            error_body(StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required", rid)
+        }
+        AuthFailure::Invalid => error_body(StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key", rid),
+        AuthFailure::MissingVersion => {
+            error_body(StatusCode::BAD_REQUEST, "invalid_request_error", "anthropic-version: header is required", rid)
+        }
     }
 }
 
@@ -72,10 +61,8 @@ fn type_for(status: StatusCode) -> &'static str {
 pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
     let rid = spec.request_id;
     let Some(kind) = spec.kind else {
-        let status = spec
-            .status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = format!("Mock upstream error: HTTP {status}");
         return error_body(status, type_for(status), &message, rid);
     };
@@ -83,15 +70,13 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
     match kind {
         ErrorKind::InvalidKey => simple(StatusCode::UNAUTHORIZED, "invalid x-api-key"),
         ErrorKind::AccountDeactivated => simple(StatusCode::UNAUTHORIZED, "This organization has been disabled."),
-        ErrorKind::Forbidden => simple(
-            StatusCode::FORBIDDEN,
-            "Your API key does not have permission to use the specified resource.",
-        ),
+        ErrorKind::Forbidden => {
+            simple(StatusCode::FORBIDDEN, "Your API key does not have permission to use the specified resource.")
+        }
         ErrorKind::ModelNotFound => simple(StatusCode::NOT_FOUND, &format!("model: {}", spec.model)),
-        ErrorKind::ContextLength => simple(
-            StatusCode::BAD_REQUEST,
-            "prompt is too long: 210266 tokens > 200000 maximum",
-        ),
+        ErrorKind::ContextLength => {
+            simple(StatusCode::BAD_REQUEST, "prompt is too long: 210266 tokens > 200000 maximum")
+        }
         ErrorKind::ContentPolicy => simple(StatusCode::BAD_REQUEST, "Output blocked by content filtering policy"),
         ErrorKind::RateLimit => rate_limit(spec),
         ErrorKind::QuotaExhausted => {
@@ -104,11 +89,8 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
         }
         ErrorKind::Server => simple(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
         ErrorKind::BadGateway => {
-            let mut resp = response(
-                StatusCode::BAD_GATEWAY,
-                "text/html",
-                MockBody::full(cdn_page(StatusCode::BAD_GATEWAY)),
-            );
+            let mut resp =
+                response(StatusCode::BAD_GATEWAY, "text/html", MockBody::full(cdn_page(StatusCode::BAD_GATEWAY)));
             set_header(&mut resp, "request-id", request_id(rid));
             resp
         }
@@ -119,10 +101,9 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
             set_static_header(&mut resp, "x-should-retry", "true");
             resp
         }
-        ErrorKind::BadRequest => simple(
-            StatusCode::BAD_REQUEST,
-            "temperature: Input should be less than or equal to 1",
-        ),
+        ErrorKind::BadRequest => {
+            simple(StatusCode::BAD_REQUEST, "temperature: Input should be less than or equal to 1")
+        }
         ErrorKind::Timeout => simple(StatusCode::GATEWAY_TIMEOUT, "Request timed out"),
     }
 }
@@ -130,12 +111,7 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
 fn rate_limit(spec: &ErrorSpec<'_>) -> Resp {
     let message = "This request would exceed the rate limit for your organization of 50 requests per minute. \
                    For details, refer to: https://docs.anthropic.com/en/api/rate-limits.";
-    let mut resp = error_body(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
-        message,
-        spec.request_id,
-    );
+    let mut resp = error_body(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message, spec.request_id);
     set_static_header(&mut resp, "anthropic-ratelimit-requests-limit", "50");
     set_static_header(&mut resp, "anthropic-ratelimit-requests-remaining", "0");
     if let Some(secs) = spec.retry_after.and_then(retry_after_secs) {

@@ -118,8 +118,7 @@ impl Content<'_> {
         match self {
             Content::Text(w) => w.0,
             Content::Blocks(bs) => bs.iter().fold(0u32, |n, b| {
-                n.saturating_add(b.text.map_or(0, |w| w.0))
-                    .saturating_add(b.content.map_or(0, |w| w.0))
+                n.saturating_add(b.text.map_or(0, |w| w.0)).saturating_add(b.content.map_or(0, |w| w.0))
             }),
         }
     }
@@ -135,11 +134,7 @@ impl Content<'_> {
 
 pub(crate) fn parse(body: &[u8], lenient: bool) -> Result<Parsed<'_>, Invalid> {
     let req: MessagesRequest<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
-    let unknown = if lenient {
-        None
-    } else {
-        first_unknown_top_level::<TopLevel>(body)
-    };
+    let unknown = if lenient { None } else { first_unknown_top_level::<TopLevel>(body) };
     let invalid = match unknown {
         Some(key) => Some(Invalid::new(format!("{key}: Extra inputs are not permitted"))),
         None => validate(&req),
@@ -188,20 +183,17 @@ fn validate(req: &MessagesRequest<'_>) -> Option<Invalid> {
 fn validate_turns(messages: &[Message<'_>]) -> Option<Invalid> {
     let mut previous: Option<&str> = None;
     for (i, m) in messages.iter().enumerate() {
-        let role =
-            match m.role.as_deref() {
-                None => return Some(Invalid::new(format!("messages.{i}.role: Field required"))),
-                Some("system") => return Some(Invalid::new(
+        let role = match m.role.as_deref() {
+            None => return Some(Invalid::new(format!("messages.{i}.role: Field required"))),
+            Some("system") => {
+                return Some(Invalid::new(
                     "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, \
                      not \"system\" as an input message role.",
-                )),
-                Some(r @ ("user" | "assistant")) => r,
-                Some(_) => {
-                    return Some(Invalid::new(format!(
-                        "messages.{i}.role: Input should be 'user' or 'assistant'"
-                    )))
-                }
-            };
+                ))
+            }
+            Some(r @ ("user" | "assistant")) => r,
+            Some(_) => return Some(Invalid::new(format!("messages.{i}.role: Input should be 'user' or 'assistant'"))),
+        };
         if m.content.is_none() {
             return Some(Invalid::new(format!("messages.{i}.content: Field required")));
         }
@@ -228,11 +220,7 @@ fn validate_tool_results(messages: &[Message<'_>]) -> Option<Invalid> {
     let empty = Content::Blocks(Vec::new());
     for (i, m) in messages.iter().enumerate() {
         let here = m.content.as_ref().unwrap_or(&empty);
-        let before = i
-            .checked_sub(1)
-            .and_then(|p| messages.get(p))
-            .and_then(|p| p.content.as_ref())
-            .unwrap_or(&empty);
+        let before = i.checked_sub(1).and_then(|p| messages.get(p)).and_then(|p| p.content.as_ref()).unwrap_or(&empty);
         for (j, b) in here.blocks_of("tool_result").enumerate() {
             let id = b.tool_use_id.as_deref().unwrap_or("");
             if !before.blocks_of("tool_use").any(|u| u.id.as_deref() == Some(id)) {
@@ -248,11 +236,7 @@ fn validate_tool_results(messages: &[Message<'_>]) -> Option<Invalid> {
         let missing: Vec<&str> = here
             .blocks_of("tool_use")
             .filter_map(|u| u.id.as_deref())
-            .filter(|id| {
-                !next
-                    .blocks_of("tool_result")
-                    .any(|r| r.tool_use_id.as_deref() == Some(*id))
-            })
+            .filter(|id| !next.blocks_of("tool_result").any(|r| r.tool_use_id.as_deref() == Some(*id)))
             .collect();
         if !missing.is_empty() {
             return Some(Invalid::new(format!(
@@ -296,11 +280,7 @@ mod tests {
     use super::*;
 
     fn invalid_of(body: &str) -> String {
-        parse(body.as_bytes(), false)
-            .unwrap()
-            .invalid
-            .map(|i| i.message)
-            .unwrap_or_default()
+        parse(body.as_bytes(), false).unwrap().invalid.map(|i| i.message).unwrap_or_default()
     }
 
     #[test]
@@ -324,34 +304,16 @@ mod tests {
         let u = r#"{"role":"user","content":"hi"}"#;
         let a = r#"{"role":"assistant","content":"yo"}"#;
         let cases = [
-            (
-                format!(r#"{{"max_tokens":1,"messages":[{u}]}}"#),
-                "model: Field required",
-            ),
-            (
-                format!(r#"{{"model":"m","messages":[{u}]}}"#),
-                "max_tokens: Field required",
-            ),
-            (
-                r#"{"model":"m","max_tokens":1}"#.to_string(),
-                "messages: Field required",
-            ),
-            (
-                format!(r#"{{"model":"m","max_tokens":1,"messages":[{a}]}}"#),
-                "first message must use the \"user\" role",
-            ),
-            (
-                format!(r#"{{"model":"m","max_tokens":1,"messages":[{u},{u}]}}"#),
-                "roles must alternate",
-            ),
+            (format!(r#"{{"max_tokens":1,"messages":[{u}]}}"#), "model: Field required"),
+            (format!(r#"{{"model":"m","messages":[{u}]}}"#), "max_tokens: Field required"),
+            (r#"{"model":"m","max_tokens":1}"#.to_string(), "messages: Field required"),
+            (format!(r#"{{"model":"m","max_tokens":1,"messages":[{a}]}}"#), "first message must use the \"user\" role"),
+            (format!(r#"{{"model":"m","max_tokens":1,"messages":[{u},{u}]}}"#), "roles must alternate"),
             (
                 format!(r#"{{"model":"m","max_tokens":1,"messages":[{{"role":"system","content":"x"}},{u}]}}"#),
                 "Unexpected role \"system\"",
             ),
-            (
-                format!(r#"{{"model":"m","max_tokens":1,"messages":[{u}],"n":2}}"#),
-                "n: Extra inputs are not permitted",
-            ),
+            (format!(r#"{{"model":"m","max_tokens":1,"messages":[{u}],"n":2}}"#), "n: Extra inputs are not permitted"),
             (
                 format!(
                     r#"{{"model":"m","max_tokens":1,"messages":[{u},{a},{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t9","content":"x"}}]}}]}}"#
@@ -373,10 +335,7 @@ mod tests {
             r#"{{"model":"m","max_tokens":1,"messages":[{u},{{"role":"assistant","content":[{{"type":"tool_use","id":"t1","name":"f","input":{{}}}}]}},{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t1","content":"4C"}}]}}]}}"#
         );
         assert_eq!(invalid_of(&ok), "");
-        assert!(parse(br#"{"model":"m","max_tokens":1,"messages":[],"n":2}"#, true)
-            .unwrap()
-            .invalid
-            .is_some());
+        assert!(parse(br#"{"model":"m","max_tokens":1,"messages":[],"n":2}"#, true).unwrap().invalid.is_some());
     }
 
     proptest::proptest! {

@@ -64,11 +64,7 @@ fn stop_reason(f: Finish) -> &'static str {
 /// The answer's single content block, if it has one (empty and refused answers have none).
 fn block(a: &Answer) -> Option<ContentOut<'_>> {
     match (a.finish, a.tool.as_deref()) {
-        (_, Some(name)) => Some(ContentOut::ToolUse {
-            id: Id("toolu_", a.id),
-            name,
-            input: EmptyObject {},
-        }),
+        (_, Some(name)) => Some(ContentOut::ToolUse { id: Id("toolu_", a.id), name, input: EmptyObject {} }),
         (Finish::Stop | Finish::Length, None) if !a.text().is_empty() => Some(ContentOut::Text { text: a.text() }),
         _ => None,
     }
@@ -76,11 +72,7 @@ fn block(a: &Answer) -> Option<ContentOut<'_>> {
 
 pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> Resp {
     let mut resp = if parsed.stream {
-        response(
-            StatusCode::OK,
-            "text/event-stream; charset=utf-8",
-            script(&StreamFrames { a }, faults),
-        )
+        response(StatusCode::OK, "text/event-stream; charset=utf-8", script(&StreamFrames { a }, faults))
     } else {
         let blocks: Vec<ContentOut<'_>> = block(a).into_iter().collect();
         let body = MessageOut {
@@ -184,28 +176,13 @@ impl SseFrames for StreamFrames<'_> {
             stop_sequence: None,
             usage: usage(a, 1),
         };
-        event(
-            buf,
-            "message_start",
-            &MessageStart {
-                kind: "message_start",
-                message,
-            },
-        );
+        event(buf, "message_start", &MessageStart { kind: "message_start", message });
         if let Some(b) = block(a) {
             let content_block = match b {
                 ContentOut::Text { .. } => ContentOut::Text { text: "" },
                 tool => tool,
             };
-            event(
-                buf,
-                "content_block_start",
-                &BlockStart {
-                    kind: "content_block_start",
-                    index: 0,
-                    content_block,
-                },
-            );
+            event(buf, "content_block_start", &BlockStart { kind: "content_block_start", index: 0, content_block });
         }
         event(buf, "ping", &Bare { kind: "ping" });
     }
@@ -224,15 +201,7 @@ impl SseFrames for StreamFrames<'_> {
         } else {
             DeltaOut::TextDelta { text: self.a.chunk(i) }
         };
-        event(
-            buf,
-            "content_block_delta",
-            &BlockDelta {
-                kind: "content_block_delta",
-                index: 0,
-                delta,
-            },
-        );
+        event(buf, "content_block_delta", &BlockDelta { kind: "content_block_delta", index: 0, delta });
     }
 
     fn malformed(&self, buf: &mut BytesMut) {
@@ -249,25 +218,12 @@ impl SseFrames for StreamFrames<'_> {
     fn tail(&self, buf: &mut BytesMut, terminator: bool) {
         let a = self.a;
         if block(a).is_some() {
-            event(
-                buf,
-                "content_block_stop",
-                &BlockStop {
-                    kind: "content_block_stop",
-                    index: 0,
-                },
-            );
+            event(buf, "content_block_stop", &BlockStop { kind: "content_block_stop", index: 0 });
         }
         let delta = MessageDelta {
             kind: "message_delta",
-            delta: StopDelta {
-                stop_reason: stop_reason(a.finish),
-                stop_sequence: None,
-            },
-            usage: DeltaUsage {
-                input_tokens: a.prompt_tokens,
-                output_tokens: a.completion_tokens(),
-            },
+            delta: StopDelta { stop_reason: stop_reason(a.finish), stop_sequence: None },
+            usage: DeltaUsage { input_tokens: a.prompt_tokens, output_tokens: a.completion_tokens() },
         };
         event(buf, "message_delta", &delta);
         if terminator {

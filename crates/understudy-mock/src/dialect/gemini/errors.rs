@@ -26,12 +26,7 @@ fn invalid_key() -> Resp {
     let message = "API key not valid. Please pass a valid API key.";
     let localized =
         json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message});
-    error_json(
-        StatusCode::BAD_REQUEST,
-        "INVALID_ARGUMENT",
-        message,
-        vec![error_info("API_KEY_INVALID"), localized],
-    )
+    error_json(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message, vec![error_info("API_KEY_INVALID"), localized])
 }
 
 pub(crate) fn auth_error(failure: AuthFailure, _spec: &ErrorSpec<'_>) -> Resp {
@@ -71,16 +66,9 @@ fn status_name(status: StatusCode) -> &'static str {
 
 pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
     let Some(kind) = spec.kind else {
-        let status = spec
-            .status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return error_json(
-            status,
-            status_name(status),
-            &format!("Mock upstream error: HTTP {status}"),
-            Vec::new(),
-        );
+        let status =
+            spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error_json(status, status_name(status), &format!("Mock upstream error: HTTP {status}"), Vec::new());
     };
     let simple = |status: StatusCode, message: &str| error_json(status, status_name(status), message, Vec::new());
     match kind {
@@ -105,10 +93,7 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
             "The input token count (3475108) exceeds the maximum number of tokens allowed (1048576).",
         ),
         // Normally answered as a blocked prompt (HTTP 200); this body is used only with `status`.
-        ErrorKind::ContentPolicy => simple(
-            StatusCode::BAD_REQUEST,
-            "The request was blocked by the content policy.",
-        ),
+        ErrorKind::ContentPolicy => simple(StatusCode::BAD_REQUEST, "The request was blocked by the content policy."),
         ErrorKind::RateLimit => quota(spec, "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"),
         ErrorKind::QuotaExhausted => quota(spec, "GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
         ErrorKind::Server => simple(
@@ -116,21 +101,13 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
             "An internal error has occurred. Please retry or report in \
              https://developers.generativeai.google/guide/troubleshooting",
         ),
-        ErrorKind::BadGateway => response(
-            StatusCode::BAD_GATEWAY,
-            "text/html; charset=UTF-8",
-            MockBody::full(GFE_502),
-        ),
+        ErrorKind::BadGateway => response(StatusCode::BAD_GATEWAY, "text/html; charset=UTF-8", MockBody::full(GFE_502)),
         ErrorKind::Unavailable => simple(StatusCode::SERVICE_UNAVAILABLE, "The service is currently unavailable."),
-        ErrorKind::Overloaded => simple(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The model is overloaded. Please try again later.",
-        ),
+        ErrorKind::Overloaded => {
+            simple(StatusCode::SERVICE_UNAVAILABLE, "The model is overloaded. Please try again later.")
+        }
         ErrorKind::BadRequest => simple(StatusCode::BAD_REQUEST, "Request contains an invalid argument."),
-        ErrorKind::Timeout => simple(
-            StatusCode::GATEWAY_TIMEOUT,
-            "Deadline expired before operation could complete.",
-        ),
+        ErrorKind::Timeout => simple(StatusCode::GATEWAY_TIMEOUT, "Deadline expired before operation could complete."),
     }
 }
 
@@ -144,9 +121,7 @@ request.<p>Please try again in 30 seconds. <ins>That's all we know.</ins>\n";
 /// RetryInfo when the fault gives a delay.
 fn quota(spec: &ErrorSpec<'_>, quota_id: &str) -> Resp {
     let secs = spec.retry_after.and_then(retry_after_secs);
-    let hint = secs
-        .map(|s| format!(" Please retry in {}.", format_secs(s)))
-        .unwrap_or_default();
+    let hint = secs.map(|s| format!(" Please retry in {}.", format_secs(s))).unwrap_or_default();
     let message = format!(
         "You exceeded your current quota, please check your plan and billing details. For more information on this \
          error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.{hint}"

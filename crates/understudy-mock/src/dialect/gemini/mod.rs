@@ -141,18 +141,9 @@ pub(crate) fn parse(body: &[u8], lenient: bool) -> Result<Parsed<'_>, Invalid> {
         .iter()
         .flatten()
         .filter_map(|c| c.parts)
-        .fold(req.system_instruction.map_or(0, |w| w.0), |n, p| {
-            n.saturating_add(p.words)
-        });
+        .fold(req.system_instruction.map_or(0, |w| w.0), |n, p| n.saturating_add(p.words));
     let tool = tool_to_call(req.tools, req.tool_config.as_ref());
-    Ok(Parsed {
-        model: None,
-        stream: false,
-        include_usage: false,
-        prompt_words,
-        tool,
-        invalid,
-    })
+    Ok(Parsed { model: None, stream: false, include_usage: false, prompt_words, tool, invalid })
 }
 
 /// The real API refuses unknown fields (a gateway leaking OpenAI fields is a translation bug).
@@ -171,9 +162,7 @@ fn unknown_fields(body: &[u8], req: &GenerateRequest<'_>) -> Option<Invalid> {
 fn validate(req: &GenerateRequest<'_>) -> Option<Invalid> {
     let contents = req.contents.as_deref().unwrap_or(&[]);
     if contents.is_empty() {
-        return Some(Invalid::new(
-            "* GenerateContentRequest.contents: contents is not specified\n",
-        ));
+        return Some(Invalid::new("* GenerateContentRequest.contents: contents is not specified\n"));
     }
     for (i, c) in contents.iter().enumerate() {
         if !matches!(c.role.as_deref(), Some("user" | "model")) {
@@ -190,21 +179,13 @@ fn validate(req: &GenerateRequest<'_>) -> Option<Invalid> {
 
 /// Mode `NONE` calls nothing; `ANY` with `allowedFunctionNames` calls the first allowed.
 fn tool_to_call<'a>(tools: Option<Vec<Tool<'a>>>, config: Option<&Value>) -> Option<Str<'a>> {
-    let first = tools?
-        .into_iter()
-        .flat_map(|t| t.function_declarations.unwrap_or_default())
-        .find_map(|n| n.name)?;
-    let calling = config.and_then(|c| {
-        c.get("functionCallingConfig")
-            .or_else(|| c.get("function_calling_config"))
-    });
+    let first = tools?.into_iter().flat_map(|t| t.function_declarations.unwrap_or_default()).find_map(|n| n.name)?;
+    let calling = config.and_then(|c| c.get("functionCallingConfig").or_else(|| c.get("function_calling_config")));
     if let Some(calling) = calling {
         if calling.get("mode").and_then(Value::as_str) == Some("NONE") {
             return None;
         }
-        let allowed = calling
-            .get("allowedFunctionNames")
-            .or_else(|| calling.get("allowed_function_names"));
+        let allowed = calling.get("allowedFunctionNames").or_else(|| calling.get("allowed_function_names"));
         if let Some(name) = allowed.and_then(|a| a.get(0)).and_then(Value::as_str) {
             return Some(Str(name.to_string().into()));
         }
@@ -225,11 +206,7 @@ mod tests {
     use super::*;
 
     fn invalid_of(body: &str) -> String {
-        parse(body.as_bytes(), false)
-            .unwrap()
-            .invalid
-            .map(|i| i.message)
-            .unwrap_or_default()
+        parse(body.as_bytes(), false).unwrap().invalid.map(|i| i.message).unwrap_or_default()
     }
 
     #[test]
@@ -253,26 +230,11 @@ mod tests {
         let cases = [
             ("{}".to_string(), "contents is not specified"),
             (r#"{"contents":[]}"#.to_string(), "contents is not specified"),
-            (
-                r#"{"contents":[{"role":"assistant","parts":[{"text":"x"}]}]}"#.to_string(),
-                "valid role: user, model",
-            ),
-            (
-                r#"{"contents":[{"parts":[{"text":"x"}]}]}"#.to_string(),
-                "valid role: user, model",
-            ),
-            (
-                r#"{"contents":[{"role":"user","parts":[]}]}"#.to_string(),
-                "contents[0].parts",
-            ),
-            (
-                format!(r#"{{"contents":[{ok}],"messages":[]}}"#),
-                "Unknown name \"messages\"",
-            ),
-            (
-                format!(r#"{{"contents":[{ok}],"generationConfig":{{"max_tokens":3}}}}"#),
-                "at 'generation_config'",
-            ),
+            (r#"{"contents":[{"role":"assistant","parts":[{"text":"x"}]}]}"#.to_string(), "valid role: user, model"),
+            (r#"{"contents":[{"parts":[{"text":"x"}]}]}"#.to_string(), "valid role: user, model"),
+            (r#"{"contents":[{"role":"user","parts":[]}]}"#.to_string(), "contents[0].parts"),
+            (format!(r#"{{"contents":[{ok}],"messages":[]}}"#), "Unknown name \"messages\""),
+            (format!(r#"{{"contents":[{ok}],"generationConfig":{{"max_tokens":3}}}}"#), "at 'generation_config'"),
         ];
         for (body, want) in cases {
             let got = invalid_of(&body);

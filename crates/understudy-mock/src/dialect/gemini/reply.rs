@@ -87,10 +87,7 @@ fn usage(a: &Answer, candidates: Option<u32>) -> UsageMetadata {
         prompt_token_count: a.prompt_tokens,
         candidates_token_count: candidates,
         total_token_count: a.prompt_tokens.saturating_add(candidates.unwrap_or(0)),
-        prompt_tokens_details: [ModalityCount {
-            modality: "TEXT",
-            token_count: a.prompt_tokens,
-        }],
+        prompt_tokens_details: [ModalityCount { modality: "TEXT", token_count: a.prompt_tokens }],
     }
 }
 
@@ -104,11 +101,7 @@ fn block_reason(f: Finish) -> Option<&'static str> {
 }
 
 fn blocked<'a>(a: &'a Answer, reason: &'static str) -> GenerateResponse<'a> {
-    let rating = |category, probability, blocked| SafetyRating {
-        category,
-        probability,
-        blocked,
-    };
+    let rating = |category, probability, blocked| SafetyRating { category, probability, blocked };
     GenerateResponse {
         candidates: None,
         prompt_feedback: Some(PromptFeedback {
@@ -134,10 +127,7 @@ fn candidate_response<'a>(
 ) -> GenerateResponse<'a> {
     GenerateResponse {
         candidates: Some([Candidate {
-            content: CandidateContent {
-                parts: part.map(|p| [p]),
-                role: "model",
-            },
+            content: CandidateContent { parts: part.map(|p| [p]), role: "model" },
             finish_reason: finish,
             index: 0,
         }]),
@@ -157,10 +147,7 @@ fn finish_reason(f: Finish) -> &'static str {
 
 fn whole_part(a: &Answer) -> Option<Part<'_>> {
     match a.tool.as_deref() {
-        Some(name) => Some(Part::FunctionCall {
-            name,
-            args: EmptyObject {},
-        }),
+        Some(name) => Some(Part::FunctionCall { name, args: EmptyObject {} }),
         None if a.text().is_empty() => None,
         None => Some(Part::Text(a.text())),
     }
@@ -172,12 +159,7 @@ pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> 
     }
     let body = match block_reason(a.finish) {
         Some(reason) => to_bytes(&blocked(a, reason)),
-        None => to_bytes(&candidate_response(
-            a,
-            whole_part(a),
-            Some(finish_reason(a.finish)),
-            a.completion_tokens(),
-        )),
+        None => to_bytes(&candidate_response(a, whole_part(a), Some(finish_reason(a.finish)), a.completion_tokens())),
     };
     response(StatusCode::OK, JSON_UTF8, MockBody::full(body))
 }
@@ -201,19 +183,11 @@ impl SseFrames for StreamFrames<'_> {
     fn chunk(&self, i: usize, buf: &mut BytesMut) {
         let a = self.a;
         let part = match a.tool.as_deref() {
-            Some(name) => Part::FunctionCall {
-                name,
-                args: EmptyObject {},
-            },
+            Some(name) => Part::FunctionCall { name, args: EmptyObject {} },
             None => Part::Text(a.chunk(i)),
         };
         // Usage on every event is cumulative, as the real stream reports it.
-        sse(
-            buf,
-            None,
-            &candidate_response(a, Some(part), None, a.completion_tokens_after(i + 1)),
-            CRLF,
-        );
+        sse(buf, None, &candidate_response(a, Some(part), None, a.completion_tokens_after(i + 1)), CRLF);
     }
 
     fn malformed(&self, buf: &mut BytesMut) {
@@ -235,12 +209,8 @@ impl SseFrames for StreamFrames<'_> {
         match block_reason(a.finish) {
             Some(reason) => sse(buf, None, &blocked(a, reason), CRLF),
             None => {
-                let last = candidate_response(
-                    a,
-                    Some(Part::Text("")),
-                    Some(finish_reason(a.finish)),
-                    a.completion_tokens(),
-                );
+                let last =
+                    candidate_response(a, Some(Part::Text("")), Some(finish_reason(a.finish)), a.completion_tokens());
                 sse(buf, None, &last, CRLF);
             }
         }
@@ -256,9 +226,5 @@ pub(crate) fn models(models: &[String]) -> Resp {
                    "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]})
         })
         .collect();
-    response(
-        StatusCode::OK,
-        JSON_UTF8,
-        MockBody::full(to_bytes(&json!({ "models": list }))),
-    )
+    response(StatusCode::OK, JSON_UTF8, MockBody::full(to_bytes(&json!({ "models": list }))))
 }

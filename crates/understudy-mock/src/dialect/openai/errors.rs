@@ -28,11 +28,7 @@ fn error_body(
 
 pub(crate) fn auth_error(failure: AuthFailure, spec: &ErrorSpec<'_>) -> Resp {
     match failure {
-        AuthFailure::Invalid => error(&ErrorSpec {
-            kind: Some(ErrorKind::InvalidKey),
-            status: None,
-            ..*spec
-        }),
+        AuthFailure::Invalid => error(&ErrorSpec { kind: Some(ErrorKind::InvalidKey), status: None, ..*spec }),
         AuthFailure::Missing | AuthFailure::MissingVersion => error_body(
             StatusCode::UNAUTHORIZED,
             "You didn't provide an API key. You need to provide your API key in an Authorization header using \
@@ -48,29 +44,16 @@ pub(crate) fn auth_error(failure: AuthFailure, spec: &ErrorSpec<'_>) -> Resp {
 
 pub(crate) fn invalid(inv: &Invalid, request_id: u64) -> Resp {
     let (param, code) = (inv.param.as_deref(), inv.code);
-    error_body(
-        StatusCode::BAD_REQUEST,
-        &inv.message,
-        "invalid_request_error",
-        param,
-        code,
-        request_id,
-    )
+    error_body(StatusCode::BAD_REQUEST, &inv.message, "invalid_request_error", param, code, request_id)
 }
 
 pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
     let rid = spec.request_id;
     let model = spec.model;
     let Some(kind) = spec.kind else {
-        let status = spec
-            .status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let typ = if status.is_server_error() {
-            "server_error"
-        } else {
-            "invalid_request_error"
-        };
+        let status =
+            spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let typ = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
         let message = format!("Mock upstream error: HTTP {status}");
         return error_body(status, &message, typ, None, None, rid);
     };
@@ -81,14 +64,7 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
                 "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
                 mask_key(spec.api_key)
             );
-            error_body(
-                StatusCode::UNAUTHORIZED,
-                &message,
-                invalid_req,
-                None,
-                Some("invalid_api_key"),
-                rid,
-            )
+            error_body(StatusCode::UNAUTHORIZED, &message, invalid_req, None, Some("invalid_api_key"), rid)
         }
         ErrorKind::AccountDeactivated => error_body(
             StatusCode::UNAUTHORIZED,
@@ -109,14 +85,7 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
         ),
         ErrorKind::ModelNotFound => {
             let message = format!("The model `{model}` does not exist or you do not have access to it.");
-            error_body(
-                StatusCode::NOT_FOUND,
-                &message,
-                invalid_req,
-                None,
-                Some("model_not_found"),
-                rid,
-            )
+            error_body(StatusCode::NOT_FOUND, &message, invalid_req, None, Some("model_not_found"), rid)
         }
         ErrorKind::ContextLength => error_body(
             StatusCode::BAD_REQUEST,
@@ -186,9 +155,7 @@ pub(crate) fn error(spec: &ErrorSpec<'_>) -> Resp {
 /// 429 with the "try again in" hint and `x-ratelimit-*` headers (reset only with a retry delay).
 fn rate_limit(spec: &ErrorSpec<'_>) -> Resp {
     let secs = spec.retry_after.and_then(retry_after_secs);
-    let hint = secs
-        .map(|s| format!(" Please try again in {}.", format_secs(s)))
-        .unwrap_or_default();
+    let hint = secs.map(|s| format!(" Please try again in {}.", format_secs(s))).unwrap_or_default();
     let message = format!(
         "Rate limit reached for {} in organization org-mock on requests per min (RPM): Limit 500, Used 500, \
          Requested 1.{hint} Visit https://platform.openai.com/account/rate-limits to learn more.",

@@ -67,27 +67,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, Invalid> {
     let req: ChatRequest<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
     let invalid = validate(&req);
     let stream = req.stream.unwrap_or(false);
-    let include_usage = stream
-        && req
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
-    let prompt_words = req
-        .messages
-        .iter()
-        .flatten()
-        .filter_map(|m| m.content)
-        .fold(0u32, |n, w| n.saturating_add(w.0));
+    let include_usage = stream && req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
+    let prompt_words = req.messages.iter().flatten().filter_map(|m| m.content).fold(0u32, |n, w| n.saturating_add(w.0));
     let tool = tool_to_call(req.tools, req.tool_choice.as_ref());
-    Ok(Parsed {
-        model: req.model,
-        stream,
-        include_usage,
-        prompt_words,
-        tool,
-        invalid,
-    })
+    Ok(Parsed { model: req.model, stream, include_usage, prompt_words, tool, invalid })
 }
 
 fn json_error(e: &serde_json::Error) -> Invalid {
@@ -113,11 +96,7 @@ fn validate(req: &ChatRequest<'_>) -> Option<Invalid> {
         );
     };
     if messages.is_empty() {
-        return Some(
-            Invalid::new("[] is too short - 'messages'")
-                .param("messages")
-                .code("empty_array"),
-        );
+        return Some(Invalid::new("[] is too short - 'messages'").param("messages").code("empty_array"));
     }
     if let Some(bad) = validate_roles(messages) {
         return Some(bad);
@@ -236,20 +215,11 @@ mod tests {
     #[test]
     fn validation_messages() {
         let cases = [
-            (
-                r#"{"messages":[{"role":"user","content":"x"}]}"#,
-                "you must provide a model parameter",
-            ),
+            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "you must provide a model parameter"),
             (r#"{"model":"m"}"#, "Missing required parameter: 'messages'."),
             (r#"{"model":"m","messages":[]}"#, "[] is too short - 'messages'"),
-            (
-                r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
-                "Invalid value: 'robot'",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{}}"#,
-                "only allowed when",
-            ),
+            (r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#, "Invalid value: 'robot'"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{}}"#, "only allowed when"),
             (
                 r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"c1","content":"r"}]}"#,
                 "must be a response to a preceeding message",
@@ -271,10 +241,7 @@ mod tests {
 
     #[test]
     fn broken_json_is_refused() {
-        assert!(parse_str("{")
-            .unwrap_err()
-            .message
-            .contains("could not parse the JSON body"));
+        assert!(parse_str("{").unwrap_err().message.contains("could not parse the JSON body"));
         assert!(parse_str(r#"{"model":5}"#).is_err());
     }
 

@@ -39,10 +39,7 @@ fn usage(a: &Answer) -> Usage {
         prompt_tokens: a.prompt_tokens,
         completion_tokens: completion,
         total_tokens: a.prompt_tokens.saturating_add(completion),
-        prompt_tokens_details: PromptDetails {
-            cached_tokens: 0,
-            audio_tokens: 0,
-        },
+        prompt_tokens_details: PromptDetails { cached_tokens: 0, audio_tokens: 0 },
         completion_tokens_details: CompletionDetails {
             reasoning_tokens: 0,
             audio_tokens: 0,
@@ -107,22 +104,11 @@ struct Function<'a> {
 
 pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> Resp {
     let resp = if parsed.stream {
-        let frames = StreamFrames {
-            a,
-            include_usage: parsed.include_usage,
-        };
-        response(
-            StatusCode::OK,
-            "text/event-stream; charset=utf-8",
-            script(&frames, faults),
-        )
+        let frames = StreamFrames { a, include_usage: parsed.include_usage };
+        response(StatusCode::OK, "text/event-stream; charset=utf-8", script(&frames, faults))
     } else {
         let tool_calls = a.tool.as_deref().map(|name| {
-            [ToolCall {
-                id: Id("call_", a.id),
-                kind: "function",
-                function: Function { name, arguments: "{}" },
-            }]
+            [ToolCall { id: Id("call_", a.id), kind: "function", function: Function { name, arguments: "{}" } }]
         });
         let content = match a.finish {
             Finish::ToolCall | Finish::ContentFilter | Finish::Blocked(_) => None,
@@ -135,13 +121,7 @@ pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> 
             model: &a.model,
             choices: [Choice {
                 index: 0,
-                message: OutMessage {
-                    role: "assistant",
-                    content,
-                    refusal: None,
-                    annotations: [],
-                    tool_calls,
-                },
+                message: OutMessage { role: "assistant", content, refusal: None, annotations: [], tool_calls },
                 logprobs: None,
                 finish_reason: finish_reason(a.finish),
             }],
@@ -186,12 +166,7 @@ struct Delta<'a> {
     tool_calls: Option<[DeltaTool<'a>; 1]>,
 }
 
-const EMPTY_DELTA: Delta<'static> = Delta {
-    role: None,
-    content: Tri::Skip,
-    refusal: Tri::Skip,
-    tool_calls: None,
-};
+const EMPTY_DELTA: Delta<'static> = Delta { role: None, content: Tri::Skip, refusal: Tri::Skip, tool_calls: None };
 
 #[derive(Serialize)]
 struct DeltaTool<'a> {
@@ -217,12 +192,7 @@ struct StreamFrames<'a> {
 
 impl StreamFrames<'_> {
     fn frame(&self, buf: &mut BytesMut, delta: Delta<'_>, finish: Option<&'static str>) {
-        let choices = [ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason: finish,
-        }];
+        let choices = [ChunkChoice { index: 0, delta, logprobs: None, finish_reason: finish }];
         let usage = if self.include_usage { Tri::Null } else { Tri::Skip };
         sse(buf, None, &self.chunk(&choices, usage), b"\n");
     }
@@ -247,12 +217,7 @@ impl StreamFrames<'_> {
 impl SseFrames for StreamFrames<'_> {
     fn head(&self, buf: &mut BytesMut) {
         let content = if self.has_text() { Tri::Val("") } else { Tri::Null };
-        let delta = Delta {
-            role: Some("assistant"),
-            content,
-            refusal: Tri::Null,
-            tool_calls: None,
-        };
+        let delta = Delta { role: Some("assistant"), content, refusal: Tri::Null, tool_calls: None };
         self.frame(buf, delta, None);
     }
 
@@ -266,10 +231,7 @@ impl SseFrames for StreamFrames<'_> {
 
     fn chunk(&self, i: usize, buf: &mut BytesMut) {
         let Some(name) = self.a.tool.as_deref() else {
-            let delta = Delta {
-                content: Tri::Val(self.a.chunk(i)),
-                ..EMPTY_DELTA
-            };
+            let delta = Delta { content: Tri::Val(self.a.chunk(i)), ..EMPTY_DELTA };
             return self.frame(buf, delta, None);
         };
         // The first fragment names the call; the next carries the arguments.
@@ -278,30 +240,12 @@ impl SseFrames for StreamFrames<'_> {
                 index: 0,
                 id: Some(Id("call_", self.a.id)),
                 kind: Some("function"),
-                function: DeltaFunction {
-                    name: Some(name),
-                    arguments: "",
-                },
+                function: DeltaFunction { name: Some(name), arguments: "" },
             }
         } else {
-            DeltaTool {
-                index: 0,
-                id: None,
-                kind: None,
-                function: DeltaFunction {
-                    name: None,
-                    arguments: "{}",
-                },
-            }
+            DeltaTool { index: 0, id: None, kind: None, function: DeltaFunction { name: None, arguments: "{}" } }
         };
-        self.frame(
-            buf,
-            Delta {
-                tool_calls: Some([tool]),
-                ..EMPTY_DELTA
-            },
-            None,
-        );
+        self.frame(buf, Delta { tool_calls: Some([tool]), ..EMPTY_DELTA }, None);
     }
 
     fn malformed(&self, buf: &mut BytesMut) {
@@ -331,8 +275,5 @@ pub(crate) fn models(models: &[String], request_id: u64) -> Resp {
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": 1_715_367_049, "owned_by": "system"}))
         .collect();
-    with_request_id(
-        json_response(StatusCode::OK, &json!({"object": "list", "data": data})),
-        request_id,
-    )
+    with_request_id(json_response(StatusCode::OK, &json!({"object": "list", "data": data})), request_id)
 }

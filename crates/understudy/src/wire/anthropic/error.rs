@@ -52,11 +52,7 @@ fn classify_at(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -
         None => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
-            let message = if text.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status}: {text}")
-            };
+            let message = if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") };
             let (class, detail) = by_status(status);
             failure(class, detail, status, &message, retry_hint(class, detail, headers, now))
         }
@@ -89,9 +85,7 @@ fn failure(
     message: &str,
     retry_after: Option<Duration>,
 ) -> Failure {
-    let mut f = Failure::new(class, truncate(message))
-        .status(status)
-        .retry_after(retry_after);
+    let mut f = Failure::new(class, truncate(message)).status(status).retry_after(retry_after);
     f.detail = detail;
     f
 }
@@ -162,10 +156,7 @@ fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let mut earliest: Option<Duration> = None;
     let mut exhausted: Option<Duration> = None;
     for (name, value) in headers {
-        let Some(limit) = name
-            .as_str()
-            .strip_prefix("anthropic-ratelimit-")
-            .and_then(|n| n.strip_suffix("-reset"))
+        let Some(limit) = name.as_str().strip_prefix("anthropic-ratelimit-").and_then(|n| n.strip_suffix("-reset"))
         else {
             continue;
         };
@@ -174,9 +165,7 @@ fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         };
         let wait = at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_HINT);
         earliest = Some(earliest.map_or(wait, |e| e.min(wait)));
-        let remaining = headers
-            .get(format!("anthropic-ratelimit-{limit}-remaining"))
-            .and_then(|v| v.to_str().ok());
+        let remaining = headers.get(format!("anthropic-ratelimit-{limit}-remaining")).and_then(|v| v.to_str().ok());
         if remaining.map(str::trim) == Some("0") {
             exhausted = Some(exhausted.map_or(wait, |e| e.max(wait)));
         }

@@ -53,9 +53,7 @@ pub(crate) fn usage_from(u: &Value) -> Usage {
 
 /// Anthropic's `input_tokens`: the uncached part of the prompt.
 pub(crate) fn uncached_input(u: &Usage) -> u64 {
-    u.input_tokens
-        .saturating_sub(u.cache_read_tokens)
-        .saturating_sub(u.cache_write_tokens)
+    u.input_tokens.saturating_sub(u.cache_read_tokens).saturating_sub(u.cache_write_tokens)
 }
 
 /// A full Anthropic `usage` object for a canonical one.
@@ -99,21 +97,12 @@ mod tests {
             FinishReason::StopSequence(Some("\n\nHuman:".into()))
         );
         assert_eq!(finish_reason("max_tokens", None), FinishReason::Length);
-        assert_eq!(
-            finish_reason("model_context_window_exceeded", None),
-            FinishReason::Length
-        );
+        assert_eq!(finish_reason("model_context_window_exceeded", None), FinishReason::Length);
         assert_eq!(finish_reason("tool_use", None), FinishReason::ToolCalls);
         assert_eq!(finish_reason("refusal", None), FinishReason::ContentFilter);
-        assert_eq!(
-            finish_reason("pause_turn", None),
-            FinishReason::Other("pause_turn".into())
-        );
+        assert_eq!(finish_reason("pause_turn", None), FinishReason::Other("pause_turn".into()));
         assert_eq!(stop_reason(&FinishReason::Other("x".into())), ("end_turn", None));
-        assert_eq!(
-            stop_reason(&FinishReason::StopSequence(Some("END".into()))),
-            ("stop_sequence", Some("END".into()))
-        );
+        assert_eq!(stop_reason(&FinishReason::StopSequence(Some("END".into()))), ("stop_sequence", Some("END".into())));
     }
 
     #[test]

@@ -35,9 +35,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, BadRequest> {
     }
     let max_tokens = match field(&obj, "max_tokens") {
         None => return Err(missing("max_tokens")),
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| wrong_type("max_tokens", "non-negative integer"))?,
+        Some(v) => v.as_u64().ok_or_else(|| wrong_type("max_tokens", "non-negative integer"))?,
     };
     let messages = match field(&obj, "messages") {
         None => return Err(missing("messages")),
@@ -75,11 +73,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, BadRequest> {
         response_format: None,
         stream,
         include_usage: false,
-        native: Some(Native {
-            dialect: Dialect::Anthropic,
-            body: obj,
-            messages_edited: false,
-        }),
+        native: Some(Native { dialect: Dialect::Anthropic, body: obj, messages_edited: false }),
     })
 }
 
@@ -97,25 +91,17 @@ fn wrong_type(param: &str, expected: &str) -> BadRequest {
 }
 
 fn required_str<'a>(obj: &'a Obj, key: &str) -> Result<&'a str, BadRequest> {
-    field(obj, key)
-        .ok_or_else(|| missing(key))?
-        .as_str()
-        .ok_or_else(|| wrong_type(key, "string"))
+    field(obj, key).ok_or_else(|| missing(key))?.as_str().ok_or_else(|| wrong_type(key, "string"))
 }
 
 /// A required string member of a nested object; `param` names the object.
 fn member_str<'a>(obj: &'a Obj, key: &str, param: &str) -> Result<&'a str, BadRequest> {
     let p = format!("{param}.{key}");
-    field(obj, key)
-        .ok_or_else(|| missing(&p))?
-        .as_str()
-        .ok_or_else(|| wrong_type(&p, "string"))
+    field(obj, key).ok_or_else(|| missing(&p))?.as_str().ok_or_else(|| wrong_type(&p, "string"))
 }
 
 fn optional_f64(obj: &Obj, key: &str) -> Result<Option<f64>, BadRequest> {
-    field(obj, key)
-        .map(|v| v.as_f64().ok_or_else(|| wrong_type(key, "number")))
-        .transpose()
+    field(obj, key).map(|v| v.as_f64().ok_or_else(|| wrong_type(key, "number"))).transpose()
 }
 
 fn as_object<'a>(v: &'a Value, param: &str) -> Result<&'a Obj, BadRequest> {
@@ -126,11 +112,7 @@ fn string_list(v: &Value, param: &str) -> Result<Vec<String>, BadRequest> {
     let arr = v.as_array().ok_or_else(|| wrong_type(param, "list"))?;
     arr.iter()
         .enumerate()
-        .map(|(i, s)| {
-            s.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| wrong_type(&format!("{param}[{i}]"), "string"))
-        })
+        .map(|(i, s)| s.as_str().map(str::to_string).ok_or_else(|| wrong_type(&format!("{param}[{i}]"), "string")))
         .collect()
 }
 
@@ -139,10 +121,7 @@ fn decode_messages(v: &Value) -> Result<Vec<Message>, BadRequest> {
     if arr.is_empty() {
         return Err(BadRequest::new("messages: at least one message is required").param("messages"));
     }
-    arr.iter()
-        .enumerate()
-        .map(|(i, m)| decode_message(m, &format!("messages[{i}]")))
-        .collect()
+    arr.iter().enumerate().map(|(i, m)| decode_message(m, &format!("messages[{i}]"))).collect()
 }
 
 fn decode_message(v: &Value, param: &str) -> Result<Message, BadRequest> {
@@ -157,32 +136,23 @@ fn decode_message(v: &Value, param: &str) -> Result<Message, BadRequest> {
     };
     let p = format!("{param}.content");
     let content = decode_content(field(obj, "content").ok_or_else(|| missing(&p))?, &p)?;
-    Ok(Message {
-        role,
-        content,
-        name: None,
-    })
+    Ok(Message { role, content, name: None })
 }
 
 /// `content`: a string or a list of blocks.
 fn decode_content(v: &Value, param: &str) -> Result<Vec<ContentPart>, BadRequest> {
     match v {
         Value::String(s) => Ok(vec![ContentPart::text(s.as_str())]),
-        Value::Array(blocks) => blocks
-            .iter()
-            .enumerate()
-            .map(|(j, b)| decode_block(b, &format!("{param}[{j}]")))
-            .collect(),
+        Value::Array(blocks) => {
+            blocks.iter().enumerate().map(|(j, b)| decode_block(b, &format!("{param}[{j}]"))).collect()
+        }
         _ => Err(wrong_type(param, "string or list of content blocks")),
     }
 }
 
 fn decode_block(v: &Value, param: &str) -> Result<ContentPart, BadRequest> {
     let obj = as_object(v, param)?;
-    let other = || ContentPart::Other {
-        dialect: Dialect::Anthropic,
-        value: v.clone(),
-    };
+    let other = || ContentPart::Other { dialect: Dialect::Anthropic, value: v.clone() };
     Ok(match member_str(obj, "type", param)? {
         "text" => ContentPart::text(member_str(obj, "text", param)?),
         "image" => decode_image(obj, param)?.map_or_else(other, |source| ContentPart::Image { source }),
@@ -225,16 +195,9 @@ fn decode_tool_result(obj: &Obj, param: &str) -> Result<ContentPart, BadRequest>
     };
     let is_error = match field(obj, "is_error") {
         None => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| wrong_type(&format!("{param}.is_error"), "boolean"))?,
+        Some(v) => v.as_bool().ok_or_else(|| wrong_type(&format!("{param}.is_error"), "boolean"))?,
     };
-    Ok(ContentPart::ToolResult {
-        call_id,
-        name: None,
-        content,
-        is_error,
-    })
+    Ok(ContentPart::ToolResult { call_id, name: None, content, is_error })
 }
 
 /// `system`: a string or a list of text blocks.
@@ -276,17 +239,9 @@ fn decode_tools(v: &Value) -> Result<Vec<ToolDef>, BadRequest> {
         as_object(schema, &sp)?;
         let description = match field(obj, "description") {
             None => None,
-            Some(d) => Some(
-                d.as_str()
-                    .ok_or_else(|| wrong_type(&format!("{p}.description"), "string"))?
-                    .to_string(),
-            ),
+            Some(d) => Some(d.as_str().ok_or_else(|| wrong_type(&format!("{p}.description"), "string"))?.to_string()),
         };
-        tools.push(ToolDef {
-            name: name.to_string(),
-            description,
-            parameters: schema.clone(),
-        });
+        tools.push(ToolDef { name: name.to_string(), description, parameters: schema.clone() });
     }
     Ok(tools)
 }
@@ -299,10 +254,8 @@ fn decode_tool_choice(v: &Value) -> Result<ToolChoice, BadRequest> {
         "none" => ToolChoice::None,
         "tool" => ToolChoice::Tool(member_str(obj, "name", "tool_choice")?.to_string()),
         _ => {
-            return Err(
-                BadRequest::new("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-                    .param("tool_choice.type"),
-            )
+            return Err(BadRequest::new("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+                .param("tool_choice.type"))
         }
     })
 }
@@ -415,9 +368,9 @@ pub fn json_instruction(format: &ResponseFormat) -> Option<String> {
     match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some("Respond only with a JSON object.".into()),
-        ResponseFormat::JsonSchema { schema, .. } => Some(format!(
-            "Respond only with a JSON object that conforms to this JSON Schema: {schema}"
-        )),
+        ResponseFormat::JsonSchema { schema, .. } => {
+            Some(format!("Respond only with a JSON object that conforms to this JSON Schema: {schema}"))
+        }
     }
 }
 
@@ -439,10 +392,7 @@ pub fn encode_messages(messages: &[Message]) -> Vec<Value> {
         }
     }
     if matches!(turns.first(), Some((Role::Assistant, _))) {
-        turns.insert(
-            0,
-            (Role::User, vec![json!({"type": "text", "text": LEADING_USER_TURN})]),
-        );
+        turns.insert(0, (Role::User, vec![json!({"type": "text", "text": LEADING_USER_TURN})]));
     }
     turns
         .into_iter()
@@ -458,9 +408,8 @@ pub fn encode_messages(messages: &[Message]) -> Vec<Value> {
 
 /// Anthropic wants a user turn's `tool_result` blocks before anything else in it.
 fn tool_results_first(blocks: Vec<Value>) -> Vec<Value> {
-    let (mut results, rest): (Vec<Value>, Vec<Value>) = blocks
-        .into_iter()
-        .partition(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"));
+    let (mut results, rest): (Vec<Value>, Vec<Value>) =
+        blocks.into_iter().partition(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"));
     results.extend(rest);
     results
 }
@@ -468,16 +417,10 @@ fn tool_results_first(blocks: Vec<Value>) -> Vec<Value> {
 /// One canonical part as a block and the role of the turn it belongs in.
 fn encode_part(role: Role, part: &ContentPart) -> Option<(Role, Value)> {
     match part {
-        ContentPart::ToolCall { id, name, arguments } => Some((
-            Role::Assistant,
-            json!({"type": "tool_use", "id": id, "name": name, "input": tool_input(arguments)}),
-        )),
-        ContentPart::ToolResult {
-            call_id,
-            content,
-            is_error,
-            ..
-        } => {
+        ContentPart::ToolCall { id, name, arguments } => {
+            Some((Role::Assistant, json!({"type": "tool_use", "id": id, "name": name, "input": tool_input(arguments)})))
+        }
+        ContentPart::ToolResult { call_id, content, is_error, .. } => {
             let mut block = json!({"type": "tool_result", "tool_use_id": call_id});
             if let Some(c) = tool_result_content(content) {
                 block["content"] = c;
@@ -497,15 +440,9 @@ fn encode_plain(part: &ContentPart) -> Option<Value> {
         ContentPart::Text { text } if text.is_empty() => None,
         ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
         ContentPart::Image { source } => Some(json!({"type": "image", "source": image_source(source)})),
-        ContentPart::Other {
-            dialect: Dialect::Anthropic,
-            value,
-        } => Some(value.clone()),
+        ContentPart::Other { dialect: Dialect::Anthropic, value } => Some(value.clone()),
         ContentPart::Other { dialect, .. } => {
-            tracing::debug!(
-                dialect = dialect.as_str(),
-                "dropping a content block Anthropic cannot take"
-            );
+            tracing::debug!(dialect = dialect.as_str(), "dropping a content block Anthropic cannot take");
             None
         }
         ContentPart::ToolCall { .. } | ContentPart::ToolResult { .. } => None,

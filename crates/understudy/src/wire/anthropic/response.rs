@@ -40,10 +40,7 @@ fn content_blocks(choice: &Choice) -> Vec<Value> {
             ContentPart::ToolCall { id, name, arguments } => {
                 Some(json!({"type": "tool_use", "id": id, "name": name, "input": tool_input(arguments)}))
             }
-            ContentPart::Other {
-                dialect: Dialect::Anthropic,
-                value,
-            } => Some(value.clone()),
+            ContentPart::Other { dialect: Dialect::Anthropic, value } => Some(value.clone()),
             _ => None,
         })
         .collect();
@@ -73,10 +70,7 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, Failure> {
     let content = blocks.iter().map(decode_block).collect::<Result<Vec<_>, _>>()?;
     let stop = value.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
     let sequence = value.get("stop_sequence").and_then(Value::as_str);
-    let refusal = value
-        .pointer("/stop_details/explanation")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let refusal = value.pointer("/stop_details/explanation").and_then(Value::as_str).map(str::to_string);
     let text_of = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     Ok(ChatResponse {
         id: text_of("id"),
@@ -96,19 +90,15 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, Failure> {
 fn decode_block(block: &Value) -> Result<Option<ContentPart>, Failure> {
     let field = |k: &str| block.get(k).and_then(Value::as_str);
     Ok(match field("type") {
-        Some("text") => Some(ContentPart::text(
-            field("text").ok_or_else(|| malformed("a text block without text".into()))?,
-        )),
+        Some("text") => {
+            Some(ContentPart::text(field("text").ok_or_else(|| malformed("a text block without text".into()))?))
+        }
         Some("tool_use") => {
             let (Some(id), Some(name)) = (field("id"), field("name")) else {
                 return Err(malformed("a tool_use block without id or name".into()));
             };
             let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-            Some(ContentPart::ToolCall {
-                id: id.to_string(),
-                name: name.to_string(),
-                arguments: input.to_string(),
-            })
+            Some(ContentPart::ToolCall { id: id.to_string(), name: name.to_string(), arguments: input.to_string() })
         }
         _ => None,
     })

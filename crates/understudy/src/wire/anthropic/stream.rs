@@ -52,11 +52,7 @@ impl Decoder {
         let data: Value =
             serde_json::from_str(&frame.data).map_err(|e| Malformed(format!("unparsable event data: {e}")))?;
         // `data.type` equals the event name; trust the data, fall back to the name.
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .or(frame.event.as_deref())
-            .unwrap_or_default();
+        let kind = data.get("type").and_then(Value::as_str).or(frame.event.as_deref()).unwrap_or_default();
         match kind {
             "message_start" => self.message_start(&data),
             "content_block_start" => self.block_start(&data),
@@ -65,11 +61,7 @@ impl Decoder {
             "message_stop" => Ok(vec![StreamEvent::Done]),
             "error" => {
                 let err = data.get("error").cloned().unwrap_or(Value::Null);
-                Ok(vec![StreamEvent::Error(error::classify_error_object(
-                    200,
-                    &HeaderMap::new(),
-                    &err,
-                ))])
+                Ok(vec![StreamEvent::Error(error::classify_error_object(200, &HeaderMap::new(), &err))])
             }
             // ping, content_block_stop, and event types added after this was written.
             _ => Ok(Vec::new()),
@@ -82,10 +74,7 @@ impl Decoder {
             .filter(|m| m.is_object())
             .ok_or_else(|| Malformed("message_start without a message".into()))?;
         let text = |k: &str| msg.get(k).and_then(Value::as_str).map(str::to_string);
-        let mut events = vec![StreamEvent::Start {
-            id: text("id"),
-            model: text("model"),
-        }];
+        let mut events = vec![StreamEvent::Start { id: text("id"), model: text("model") }];
         if let Some(u) = msg.get("usage") {
             self.usage = usage_from(u);
             events.push(StreamEvent::Usage(self.usage));
@@ -95,9 +84,7 @@ impl Decoder {
 
     fn block_start(&mut self, data: &Value) -> Result<Vec<StreamEvent>, Malformed> {
         let index = block_index(data)?;
-        let block = data
-            .get("content_block")
-            .ok_or_else(|| Malformed("content_block_start without a block".into()))?;
+        let block = data.get("content_block").ok_or_else(|| Malformed("content_block_start without a block".into()))?;
         let field = |k: &str| block.get(k).and_then(Value::as_str);
         Ok(match field("type") {
             Some("text") => match field("text") {
@@ -128,9 +115,7 @@ impl Decoder {
 
     fn block_delta(&mut self, data: &Value) -> Result<Vec<StreamEvent>, Malformed> {
         let index = block_index(data)?;
-        let delta = data
-            .get("delta")
-            .ok_or_else(|| Malformed("content_block_delta without a delta".into()))?;
+        let delta = data.get("delta").ok_or_else(|| Malformed("content_block_delta without a delta".into()))?;
         let field = |k: &str| delta.get(k).and_then(Value::as_str);
         Ok(match field("type") {
             Some("text_delta") => match field("text") {
@@ -140,13 +125,9 @@ impl Decoder {
             },
             // Deltas of a server tool's input belong to no client tool call: skipped.
             Some("input_json_delta") => match (self.tool_blocks.get(&index), field("partial_json")) {
-                (Some(&call), Some(json)) if !json.is_empty() => vec![StreamEvent::ToolCall {
-                    index: 0,
-                    call,
-                    id: None,
-                    name: None,
-                    arguments: json.to_string(),
-                }],
+                (Some(&call), Some(json)) if !json.is_empty() => {
+                    vec![StreamEvent::ToolCall { index: 0, call, id: None, name: None, arguments: json.to_string() }]
+                }
                 _ => Vec::new(),
             },
             // thinking_delta, signature_delta, citations_delta...
@@ -158,10 +139,7 @@ impl Decoder {
         let mut events = Vec::new();
         if let Some(stop) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
             let sequence = data.pointer("/delta/stop_sequence").and_then(Value::as_str);
-            events.push(StreamEvent::Finish {
-                index: 0,
-                reason: finish_reason(stop, sequence),
-            });
+            events.push(StreamEvent::Finish { index: 0, reason: finish_reason(stop, sequence) });
         }
         if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
             // Cumulative counts; fields left out keep their earlier values.
@@ -196,16 +174,11 @@ impl StreamDecoder for Decoder {
 }
 
 fn block_index(data: &Value) -> Result<u64, Malformed> {
-    data.get("index")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| Malformed("a content block event without an index".into()))
+    data.get("index").and_then(Value::as_u64).ok_or_else(|| Malformed("a content block event without an index".into()))
 }
 
 fn text_event(text: &str) -> StreamEvent {
-    StreamEvent::Text {
-        index: 0,
-        text: text.to_string(),
-    }
+    StreamEvent::Text { index: 0, text: text.to_string() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,15 +217,7 @@ impl OpenBlock {
 
 impl Encoder {
     pub fn new(init: StreamInit) -> Self {
-        Encoder {
-            init,
-            started: false,
-            ended: false,
-            next_block: 0,
-            open: None,
-            stop: None,
-            usage: None,
-        }
+        Encoder { init, started: false, ended: false, next_block: 0, open: None, stop: None, usage: None }
     }
 
     fn emit(out: &mut BytesMut, event: &str, data: &Value) {
@@ -273,20 +238,12 @@ impl Encoder {
             "stop_sequence": null,
             "usage": {"input_tokens": self.init.input_tokens.unwrap_or(0), "output_tokens": 0},
         });
-        Self::emit(
-            out,
-            "message_start",
-            &json!({"type": "message_start", "message": message}),
-        );
+        Self::emit(out, "message_start", &json!({"type": "message_start", "message": message}));
     }
 
     fn close_block(&mut self, out: &mut BytesMut) {
         if let Some(open) = self.open.take() {
-            Self::emit(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": open.index()}),
-            );
+            Self::emit(out, "content_block_stop", &json!({"type": "content_block_stop", "index": open.index()}));
         }
     }
 
@@ -304,11 +261,7 @@ impl Encoder {
     }
 
     fn delta(out: &mut BytesMut, index: u32, delta: Value) {
-        Self::emit(
-            out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        );
+        Self::emit(out, "content_block_delta", &json!({"type": "content_block_delta", "index": index, "delta": delta}));
     }
 
     fn text(&mut self, out: &mut BytesMut, text: &str) {
@@ -328,10 +281,8 @@ impl Encoder {
         let block = if id.is_some() || name.is_some() {
             self.ensure_started(out);
             let id = id.map_or_else(|| format!("toolu_{call}"), str::to_string);
-            let block = self.start_block(
-                out,
-                json!({"type": "tool_use", "id": id, "name": name.unwrap_or_default(), "input": {}}),
-            );
+            let block = self
+                .start_block(out, json!({"type": "tool_use", "id": id, "name": name.unwrap_or_default(), "input": {}}));
             self.open = Some(OpenBlock::Tool { block, call });
             block
         } else {
@@ -345,11 +296,7 @@ impl Encoder {
             }
         };
         if !arguments.is_empty() {
-            Self::delta(
-                out,
-                block,
-                json!({"type": "input_json_delta", "partial_json": arguments}),
-            );
+            Self::delta(out, block, json!({"type": "input_json_delta", "partial_json": arguments}));
         }
     }
 }
@@ -361,13 +308,9 @@ impl StreamEncoder for Encoder {
         }
         match event {
             StreamEvent::Text { index: 0, text } if !text.is_empty() => self.text(out, text),
-            StreamEvent::ToolCall {
-                index: 0,
-                call,
-                id,
-                name,
-                arguments,
-            } => self.tool_call(out, *call, id.as_deref(), name.as_deref(), arguments),
+            StreamEvent::ToolCall { index: 0, call, id, name, arguments } => {
+                self.tool_call(out, *call, id.as_deref(), name.as_deref(), arguments)
+            }
             StreamEvent::Finish { index: 0, reason } => self.stop = Some(reason.clone()),
             StreamEvent::Usage(u) => self.usage = Some(*u),
             _ => {}

@@ -23,9 +23,7 @@ const QUOTA_FAILURE: &str = "type.googleapis.com/google.rpc.QuotaFailure";
 
 /// Classifies a non-2xx answer from its status, headers and raw body.
 pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
-    let parsed = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| GoogleError::from_value(&v));
+    let parsed = serde_json::from_slice::<Value>(body).ok().and_then(|v| GoogleError::from_value(&v));
     let err = parsed.unwrap_or_else(|| GoogleError::from_text(body));
     decide(status, headers, &err, Bytes::copy_from_slice(body))
 }
@@ -64,10 +62,7 @@ impl GoogleError {
         let e = v.get("error")?.as_object()?;
         let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let mut out = GoogleError {
-            code: e
-                .get("code")
-                .and_then(Value::as_u64)
-                .and_then(|c| u16::try_from(c).ok()),
+            code: e.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()),
             status: text("status"),
             message: text("message"),
             ..Default::default()
@@ -80,10 +75,7 @@ impl GoogleError {
 
     /// A body that is not JSON (an HTML error page, a proxy's text): only its text is kept.
     fn from_text(body: &[u8]) -> GoogleError {
-        GoogleError {
-            message: String::from_utf8_lossy(body).trim().to_string(),
-            ..Default::default()
-        }
+        GoogleError { message: String::from_utf8_lossy(body).trim().to_string(), ..Default::default() }
     }
 
     fn read_detail(&mut self, d: &Value) {
@@ -92,10 +84,7 @@ impl GoogleError {
         }
         match d.get("@type").and_then(Value::as_str) {
             Some(RETRY_INFO) => {
-                self.retry_delay = d
-                    .get("retryDelay")
-                    .and_then(Value::as_str)
-                    .and_then(retry_after::parse_go_duration);
+                self.retry_delay = d.get("retryDelay").and_then(Value::as_str).and_then(retry_after::parse_go_duration);
             }
             Some(QUOTA_FAILURE) => {
                 let violations = d.get("violations").and_then(Value::as_array).into_iter().flatten();
@@ -128,10 +117,7 @@ fn effective_status(status: u16, err: &GoogleError) -> u16 {
     if (400..=599).contains(&status) {
         return status;
     }
-    err.code
-        .filter(|c| (400..=599).contains(c))
-        .or_else(|| grpc_to_http(&err.status))
-        .unwrap_or(500)
+    err.code.filter(|c| (400..=599).contains(c)).or_else(|| grpc_to_http(&err.status)).unwrap_or(500)
 }
 
 /// HTTP equivalents of the gRPC status names (google.rpc.Code).
@@ -159,9 +145,7 @@ fn decide(status: u16, headers: &HeaderMap, err: &GoogleError, raw: Bytes) -> Fa
         (FailureClass::RateLimited, None) => retry_hint(headers, err),
         _ => None,
     };
-    let mut f = Failure::new(class, message(status, err))
-        .status(status)
-        .retry_after(retry);
+    let mut f = Failure::new(class, message(status, err)).status(status).retry_after(retry);
     f.detail = detail;
     if (400..=499).contains(&status) {
         f = f.upstream(Dialect::Gemini, raw);
@@ -236,12 +220,7 @@ mod tests {
         assert_eq!(f.upstream, Some((Dialect::Gemini, Bytes::from(b))));
 
         // The message alone is enough when details are missing.
-        let b = body(
-            400,
-            "INVALID_ARGUMENT",
-            "API key not valid. Please pass a valid API key.",
-            json!([]),
-        );
+        let b = body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", json!([]));
         assert_eq!(run(400, &b).detail, Some("invalid_api_key"));
     }
 
@@ -260,12 +239,7 @@ mod tests {
 
     #[test]
     fn other_400_is_the_callers_mistake() {
-        let b = body(
-            400,
-            "INVALID_ARGUMENT",
-            "Invalid JSON payload received. Unknown name \"foo\"",
-            json!([]),
-        );
+        let b = body(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unknown name \"foo\"", json!([]));
         let f = run(400, &b);
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert_eq!(f.detail, None);
@@ -288,12 +262,7 @@ mod tests {
 
     #[test]
     fn prepaid_credits_exhausted_402() {
-        let b = body(
-            402,
-            "RESOURCE_EXHAUSTED",
-            "Your prepaid credits are exhausted.",
-            json!([]),
-        );
+        let b = body(402, "RESOURCE_EXHAUSTED", "Your prepaid credits are exhausted.", json!([]));
         let f = run(402, &b);
         assert_eq!(f.class, FailureClass::RateLimited);
         assert!(f.is_quota_exhausted());
@@ -302,19 +271,9 @@ mod tests {
 
     #[test]
     fn unauthenticated_and_permission_denied() {
-        let b = body(
-            401,
-            "UNAUTHENTICATED",
-            "Request had invalid authentication credentials.",
-            json!([]),
-        );
+        let b = body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", json!([]));
         assert_eq!(run(401, &b).class, FailureClass::Auth);
-        let b = body(
-            403,
-            "PERMISSION_DENIED",
-            "The caller does not have permission",
-            json!([]),
-        );
+        let b = body(403, "PERMISSION_DENIED", "The caller does not have permission", json!([]));
         let f = run(403, &b);
         assert_eq!(f.class, FailureClass::Auth);
         assert_eq!(f.status, Some(403));
@@ -360,12 +319,7 @@ mod tests {
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(classify(429, &h, &b).retry_after, Some(Duration::from_secs(7)));
         assert_eq!(run(429, &b).retry_after, Some(Duration::from_millis(40_500)));
-        let b = body(
-            429,
-            "RESOURCE_EXHAUSTED",
-            "Resource exhausted. Please try again later.",
-            json!([]),
-        );
+        let b = body(429, "RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later.", json!([]));
         assert_eq!(run(429, &b).retry_after, None);
     }
 
@@ -389,18 +343,9 @@ mod tests {
 
     #[test]
     fn server_errors_are_overloaded() {
-        for (code, status) in [
-            (500, "INTERNAL"),
-            (503, "UNAVAILABLE"),
-            (504, "DEADLINE_EXCEEDED"),
-            (499, "CANCELLED"),
-        ] {
-            let b = body(
-                code,
-                status,
-                "The model is overloaded. Please try again later.",
-                json!([]),
-            );
+        for (code, status) in [(500, "INTERNAL"), (503, "UNAVAILABLE"), (504, "DEADLINE_EXCEEDED"), (499, "CANCELLED")]
+        {
+            let b = body(code, status, "The model is overloaded. Please try again later.", json!([]));
             let f = run(code, &b);
             assert_eq!(f.class, FailureClass::Overloaded, "{code}");
             assert_eq!(f.status, Some(code));
@@ -449,14 +394,8 @@ mod tests {
         assert_eq!(f.class, FailureClass::Overloaded);
         assert_eq!(f.status, Some(503));
         let v = json!({"error": {"message": "slow down", "status": "RESOURCE_EXHAUSTED"}});
-        assert_eq!(
-            classify_value(200, &HeaderMap::new(), &v).class,
-            FailureClass::RateLimited
-        );
+        assert_eq!(classify_value(200, &HeaderMap::new(), &v).class, FailureClass::RateLimited);
         let v = json!({"error": {"message": "?"}});
-        assert_eq!(
-            classify_value(200, &HeaderMap::new(), &v).class,
-            FailureClass::Overloaded
-        );
+        assert_eq!(classify_value(200, &HeaderMap::new(), &v).class, FailureClass::Overloaded);
     }
 }

@@ -60,9 +60,7 @@ fn contents(messages: &[Message]) -> Vec<Value> {
             _ => out.push((m.role, parts)),
         }
     }
-    out.into_iter()
-        .map(|(role, parts)| json!({"role": role_name(role), "parts": parts}))
-        .collect()
+    out.into_iter().map(|(role, parts)| json!({"role": role_name(role), "parts": parts})).collect()
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -79,16 +77,8 @@ fn part(p: &ContentPart, call_names: &HashMap<&str, &str>) -> Option<Value> {
         ContentPart::ToolCall { name, arguments, .. } => Some(json!({
             "functionCall": {"name": name, "args": arguments_object(arguments)}
         })),
-        ContentPart::ToolResult {
-            call_id,
-            name,
-            content,
-            is_error,
-        } => {
-            let name = name
-                .as_deref()
-                .or_else(|| call_names.get(call_id.as_str()).copied())
-                .unwrap_or(call_id);
+        ContentPart::ToolResult { call_id, name, content, is_error } => {
+            let name = name.as_deref().or_else(|| call_names.get(call_id.as_str()).copied()).unwrap_or(call_id);
             Some(json!({
                 "functionResponse": {"name": name, "response": result_object(content, *is_error)}
             }))
@@ -102,10 +92,7 @@ fn plain_part(p: &ContentPart) -> Option<Value> {
     match p {
         ContentPart::Text { text } if !text.is_empty() => Some(json!({ "text": text })),
         ContentPart::Image { source } => Some(image(source)),
-        ContentPart::Other {
-            dialect: Dialect::Gemini,
-            value: value @ Value::Object(_),
-        } => Some(value.clone()),
+        ContentPart::Other { dialect: Dialect::Gemini, value: value @ Value::Object(_) } => Some(value.clone()),
         _ => None,
     }
 }
@@ -130,14 +117,7 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
     let media_type = meta.strip_suffix(";base64")?;
-    Some((
-        if media_type.is_empty() {
-            "image/jpeg"
-        } else {
-            media_type
-        },
-        data,
-    ))
+    Some((if media_type.is_empty() { "image/jpeg" } else { media_type }, data))
 }
 
 /// The image type from the URL's extension; JPEG when it says nothing.
@@ -195,13 +175,9 @@ fn add_signature_placeholders(contents: &mut [Value]) {
         let Some(parts) = content.get_mut("parts").and_then(Value::as_array_mut) else {
             continue;
         };
-        let first_call = parts
-            .iter_mut()
-            .filter_map(Value::as_object_mut)
-            .find(|p| p.contains_key("functionCall"));
+        let first_call = parts.iter_mut().filter_map(Value::as_object_mut).find(|p| p.contains_key("functionCall"));
         if let Some(p) = first_call {
-            p.entry("thoughtSignature")
-                .or_insert_with(|| SKIP_THOUGHT_SIGNATURE.into());
+            p.entry("thoughtSignature").or_insert_with(|| SKIP_THOUGHT_SIGNATURE.into());
         }
     }
 }
@@ -270,19 +246,11 @@ mod tests {
     use crate::canonical::{Params, ToolDef};
 
     fn user(content: Vec<ContentPart>) -> Message {
-        Message {
-            role: Role::User,
-            content,
-            name: None,
-        }
+        Message { role: Role::User, content, name: None }
     }
 
     fn assistant(content: Vec<ContentPart>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content,
-            name: None,
-        }
+        Message { role: Role::Assistant, content, name: None }
     }
 
     fn result(call_id: &str, name: Option<&str>, text: &str, is_error: bool) -> ContentPart {
@@ -302,19 +270,12 @@ mod tests {
                 user(vec![
                     ContentPart::text("Weather in Oslo?"),
                     ContentPart::Image {
-                        source: ImageSource::Base64 {
-                            media_type: "image/png".into(),
-                            data: "iVBOR".into(),
-                        },
+                        source: ImageSource::Base64 { media_type: "image/png".into(), data: "iVBOR".into() },
                     },
                 ]),
                 user(vec![
-                    ContentPart::Image {
-                        source: ImageSource::Url("https://x.test/a/cat.WEBP?size=2".into()),
-                    },
-                    ContentPart::Image {
-                        source: ImageSource::Url("https://x.test/photo".into()),
-                    },
+                    ContentPart::Image { source: ImageSource::Url("https://x.test/a/cat.WEBP?size=2".into()) },
+                    ContentPart::Image { source: ImageSource::Url("https://x.test/photo".into()) },
                 ]),
                 assistant(vec![
                     ContentPart::text("Checking."),
@@ -344,11 +305,7 @@ mod tests {
                     description: Some("Current weather".into()),
                     parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
                 },
-                ToolDef {
-                    name: "get_time".into(),
-                    description: None,
-                    parameters: Value::Null,
-                },
+                ToolDef { name: "get_time".into(), description: None, parameters: Value::Null },
             ],
             tool_choice: Some(ToolChoice::Auto),
             params: Params {
@@ -413,10 +370,7 @@ mod tests {
         let cases = [
             (ToolChoice::None, json!({"mode": "NONE"})),
             (ToolChoice::Required, json!({"mode": "ANY"})),
-            (
-                ToolChoice::Tool("get_time".into()),
-                json!({"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
-            ),
+            (ToolChoice::Tool("get_time".into()), json!({"mode": "ANY", "allowedFunctionNames": ["get_time"]})),
         ];
         for (choice, expected) in cases {
             req.tool_choice = Some(choice);
@@ -435,15 +389,9 @@ mod tests {
 
     #[test]
     fn minimal_request_omits_empty_objects() {
-        let req = ChatRequest {
-            messages: vec![Message::text(Role::User, "Hi")],
-            ..Default::default()
-        };
+        let req = ChatRequest { messages: vec![Message::text(Role::User, "Hi")], ..Default::default() };
         let body = encode(&req, "gemini-2.5-flash", false);
-        assert_eq!(
-            Value::Object(body),
-            json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]})
-        );
+        assert_eq!(Value::Object(body), json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}));
     }
 
     #[test]
@@ -454,10 +402,7 @@ mod tests {
             ..Default::default()
         };
         let body = encode(&req, "gemini-2.5-flash", false);
-        assert_eq!(
-            body["generationConfig"],
-            json!({"responseMimeType": "application/json"})
-        );
+        assert_eq!(body["generationConfig"], json!({"responseMimeType": "application/json"}));
     }
 
     #[test]
@@ -479,9 +424,7 @@ mod tests {
                     dialect: Dialect::Gemini,
                     value: json!({"fileData": {"mimeType": "application/pdf", "fileUri": "gs://b/f.pdf"}}),
                 },
-                ContentPart::Image {
-                    source: ImageSource::Url("data:image/gif;base64,R0lG".into()),
-                },
+                ContentPart::Image { source: ImageSource::Url("data:image/gif;base64,R0lG".into()) },
             ])],
             ..Default::default()
         };
@@ -506,9 +449,6 @@ mod tests {
             ..Default::default()
         };
         let body = encode(&req, "gemini-2.5-flash", false);
-        assert_eq!(
-            body["contents"],
-            json!([{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}])
-        );
+        assert_eq!(body["contents"], json!([{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]));
     }
 }

@@ -54,10 +54,7 @@ fn str_field(obj: &Map<String, Value>, key: &str) -> String {
 
 /// A prompt Gemini refused to answer: HTTP 200, no candidates, `promptFeedback.blockReason`.
 pub(super) fn blocked_prompt(obj: &Map<String, Value>) -> Option<Failure> {
-    let has_candidates = obj
-        .get("candidates")
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty());
+    let has_candidates = obj.get("candidates").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
     if has_candidates {
         return None;
     }
@@ -119,29 +116,21 @@ fn content_part(part: &Map<String, Value>) -> Option<ContentPart> {
     }
     if let Some(img) = part.get("inlineData").and_then(|d| image(d, "data")) {
         let (media_type, data) = img;
-        return Some(ContentPart::Image {
-            source: ImageSource::Base64 { media_type, data },
-        });
+        return Some(ContentPart::Image { source: ImageSource::Base64 { media_type, data } });
     }
     if let Some((_, uri)) = part.get("fileData").and_then(|d| image(d, "fileUri")) {
-        return Some(ContentPart::Image {
-            source: ImageSource::Url(uri),
-        });
+        return Some(ContentPart::Image { source: ImageSource::Url(uri) });
     }
     // Only a bare thought signature or metadata: nothing to carry.
     let meaningful = part.keys().any(|k| k != "thoughtSignature" && k != "partMetadata");
-    meaningful.then(|| ContentPart::Other {
-        dialect: Dialect::Gemini,
-        value: Value::Object(part.clone()),
-    })
+    meaningful.then(|| ContentPart::Other { dialect: Dialect::Gemini, value: Value::Object(part.clone()) })
 }
 
 /// `(mimeType, <key>)` of an `inlineData` / `fileData` holding an image.
 fn image(data: &Value, key: &str) -> Option<(String, String)> {
     let mime = data.get("mimeType").and_then(Value::as_str)?;
     let payload = data.get(key).and_then(Value::as_str)?;
-    mime.starts_with("image/")
-        .then(|| (mime.to_string(), payload.to_string()))
+    mime.starts_with("image/").then(|| (mime.to_string(), payload.to_string()))
 }
 
 /// A `functionCall` part as a canonical tool call; `ordinal` numbers the calls of one choice.
@@ -225,15 +214,7 @@ mod tests {
                 refusal: None
             }]
         );
-        assert_eq!(
-            r.usage,
-            Usage {
-                input_tokens: 12,
-                output_tokens: 3,
-                cache_read_tokens: 0,
-                cache_write_tokens: 0
-            }
-        );
+        assert_eq!(r.usage, Usage { input_tokens: 12, output_tokens: 3, cache_read_tokens: 0, cache_write_tokens: 0 });
         assert_eq!(r.native, Some((Dialect::Gemini, v)));
     }
 
@@ -261,11 +242,7 @@ mod tests {
                     name: "get_weather".into(),
                     arguments: r#"{"city":"Oslo"}"#.into()
                 },
-                ContentPart::ToolCall {
-                    id: "fc-7".into(),
-                    name: "get_time".into(),
-                    arguments: "{}".into()
-                },
+                ContentPart::ToolCall { id: "fc-7".into(), name: "get_time".into(), arguments: "{}".into() },
             ]
         );
         assert_eq!(c.finish_reason, FinishReason::ToolCalls);
@@ -297,10 +274,7 @@ mod tests {
         assert_eq!(reason("RECITATION"), FinishReason::ContentFilter);
         assert_eq!(reason("IMAGE_SAFETY"), FinishReason::ContentFilter);
         assert_eq!(reason("MAX_TOKENS"), FinishReason::Length);
-        assert_eq!(
-            reason("MALFORMED_FUNCTION_CALL"),
-            FinishReason::Other("MALFORMED_FUNCTION_CALL".into())
-        );
+        assert_eq!(reason("MALFORMED_FUNCTION_CALL"), FinishReason::Other("MALFORMED_FUNCTION_CALL".into()));
         // A safety stop may come without any content at all.
         let v = json!({"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": []}]});
         let r = decode_value(v).unwrap();
@@ -334,10 +308,7 @@ mod tests {
             r.choices[0].content,
             vec![
                 ContentPart::Image {
-                    source: ImageSource::Base64 {
-                        media_type: "image/png".into(),
-                        data: "iVBOR".into()
-                    }
+                    source: ImageSource::Base64 { media_type: "image/png".into(), data: "iVBOR".into() }
                 },
                 ContentPart::Other {
                     dialect: Dialect::Gemini,
@@ -351,12 +322,7 @@ mod tests {
     fn malformed_and_error_bodies() {
         for bad in [&b"not json"[..], b"", b"[]", b"[1,2]", b"42", br#"{"candidates": 3}"#] {
             let f = decode(bad).unwrap_err();
-            assert_eq!(
-                f.class,
-                FailureClass::InvalidResponse,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(f.class, FailureClass::InvalidResponse, "{:?}", String::from_utf8_lossy(bad));
             assert_eq!(f.detail, Some("malformed_body"));
         }
         let f = decode(br#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#).unwrap_err();

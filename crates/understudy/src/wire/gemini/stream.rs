@@ -71,11 +71,7 @@ impl Decoder {
     fn chunk(&mut self, chunk: Map<String, Value>) -> Vec<StreamEvent> {
         if chunk.contains_key("error") {
             self.failed = true;
-            return vec![StreamEvent::Error(classify_value(
-                200,
-                &HeaderMap::new(),
-                &Value::Object(chunk),
-            ))];
+            return vec![StreamEvent::Error(classify_value(200, &HeaderMap::new(), &Value::Object(chunk)))];
         }
         if let Some(f) = blocked_prompt(&chunk) {
             self.failed = true;
@@ -84,10 +80,7 @@ impl Decoder {
         let mut events = Vec::new();
         if !std::mem::replace(&mut self.started, true) {
             let text = |k: &str| chunk.get(k).and_then(Value::as_str).map(str::to_string);
-            events.push(StreamEvent::Start {
-                id: text("responseId"),
-                model: text("modelVersion"),
-            });
+            events.push(StreamEvent::Start { id: text("responseId"), model: text("modelVersion") });
         }
         let candidates = chunk.get("candidates").and_then(Value::as_array).into_iter().flatten();
         for (position, cand) in candidates.enumerate() {
@@ -107,29 +100,17 @@ impl Decoder {
             if let Some(call) = part.get("functionCall") {
                 // Calls arrive whole: one event carries id, name and the complete arguments.
                 let (id, name, arguments) = call_fields(call, *calls);
-                events.push(StreamEvent::ToolCall {
-                    index,
-                    call: *calls,
-                    id: Some(id),
-                    name: Some(name),
-                    arguments,
-                });
+                events.push(StreamEvent::ToolCall { index, call: *calls, id: Some(id), name: Some(name), arguments });
                 *calls += 1;
             } else if let Some(text) = part.get("text").and_then(Value::as_str) {
                 if !text.is_empty() {
-                    events.push(StreamEvent::Text {
-                        index,
-                        text: text.to_string(),
-                    });
+                    events.push(StreamEvent::Text { index, text: text.to_string() });
                 }
             }
         }
         if let Some(reason) = cand.get("finishReason").and_then(Value::as_str) {
             self.finished = true;
-            events.push(StreamEvent::Finish {
-                index,
-                reason: finish_reason(reason, *calls > 0),
-            });
+            events.push(StreamEvent::Finish { index, reason: finish_reason(reason, *calls > 0) });
         }
     }
 }
@@ -147,10 +128,7 @@ impl StreamDecoder for Decoder {
         self.frames(frames, out);
         if self.finished && !self.failed && !self.done {
             self.done = true;
-            out.push(Ok(Decoded {
-                events: vec![StreamEvent::Done],
-                raw: Bytes::new(),
-            }));
+            out.push(Ok(Decoded { events: vec![StreamEvent::Done], raw: Bytes::new() }));
         }
     }
 }
@@ -187,22 +165,10 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \
         assert_eq!(
             events(&out),
             vec![
-                StreamEvent::Start {
-                    id: Some("resp-1".into()),
-                    model: Some("gemini-2.5-flash".into())
-                },
-                StreamEvent::Text {
-                    index: 0,
-                    text: "The weather".into()
-                },
-                StreamEvent::Usage(Usage {
-                    input_tokens: 20,
-                    ..Default::default()
-                }),
-                StreamEvent::Text {
-                    index: 0,
-                    text: " in Oslo é".into()
-                },
+                StreamEvent::Start { id: Some("resp-1".into()), model: Some("gemini-2.5-flash".into()) },
+                StreamEvent::Text { index: 0, text: "The weather".into() },
+                StreamEvent::Usage(Usage { input_tokens: 20, ..Default::default() }),
+                StreamEvent::Text { index: 0, text: " in Oslo é".into() },
                 StreamEvent::ToolCall {
                     index: 0,
                     call: 0,
@@ -210,15 +176,8 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \
                     name: Some("get_weather".into()),
                     arguments: r#"{"city":"Oslo"}"#.into()
                 },
-                StreamEvent::Finish {
-                    index: 0,
-                    reason: FinishReason::ToolCalls
-                },
-                StreamEvent::Usage(Usage {
-                    input_tokens: 20,
-                    output_tokens: 20,
-                    ..Default::default()
-                }),
+                StreamEvent::Finish { index: 0, reason: FinishReason::ToolCalls },
+                StreamEvent::Usage(Usage { input_tokens: 20, output_tokens: 20, ..Default::default() }),
                 StreamEvent::Done,
             ]
         );
@@ -246,9 +205,7 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \
         let last = STREAM.windows(8).rposition(|w| w == b"\r\n\r\ndata").unwrap() + 4;
         let out = run(&[&STREAM[..last]]);
         assert_eq!(out.len(), 3);
-        assert!(!events(&out)
-            .iter()
-            .any(|e| matches!(e, StreamEvent::Finish { .. } | StreamEvent::Done)));
+        assert!(!events(&out).iter().any(|e| matches!(e, StreamEvent::Finish { .. } | StreamEvent::Done)));
         // Cut inside the last frame: the partial frame is malformed, still no `Done`.
         let out = run(&[&STREAM[..STREAM.len() - 40]]);
         assert_eq!(out.len(), 4);
@@ -259,10 +216,7 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \
         let mut d = Decoder::new();
         let mut out = Vec::new();
         d.feed(STREAM, &mut out);
-        assert!(
-            !events(&out).contains(&StreamEvent::Done),
-            "no Done before end of input"
-        );
+        assert!(!events(&out).contains(&StreamEvent::Done), "no Done before end of input");
         d.finish(&mut out);
         d.finish(&mut out);
         assert_eq!(events(&out).iter().filter(|e| **e == StreamEvent::Done).count(), 1);
@@ -274,9 +228,7 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \
 data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded.\", \"status\": \"UNAVAILABLE\"}}\n\n";
         let ev = events(&run(&[input]));
         assert_eq!(ev.len(), 3);
-        let StreamEvent::Error(f) = &ev[2] else {
-            panic!("{ev:?}")
-        };
+        let StreamEvent::Error(f) = &ev[2] else { panic!("{ev:?}") };
         assert_eq!(f.class, FailureClass::Overloaded);
         assert_eq!(f.status, Some(503));
         assert_eq!(f.message, "The model is overloaded.");
@@ -295,9 +247,7 @@ data: [{\"error\": {\"code\": 500, \"message\": \"internal\", \"status\": \"INTE
         let input = b"data: {\"promptFeedback\": {\"blockReason\": \"SAFETY\"}, \"usageMetadata\": {\"promptTokenCount\": 4}}\n\n";
         let ev = events(&run(&[input]));
         assert_eq!(ev.len(), 1);
-        let StreamEvent::Error(f) = &ev[0] else {
-            panic!("{ev:?}")
-        };
+        let StreamEvent::Error(f) = &ev[0] else { panic!("{ev:?}") };
         assert_eq!(f.class, FailureClass::ContentFiltered);
         assert_eq!(f.detail, Some("prompt_blocked"));
     }
@@ -316,10 +266,7 @@ data: [{\"error\": {\"code\": 500, \"message\": \"internal\", \"status\": \"INTE
                     name: Some("f".into()),
                     arguments: "{}".into()
                 },
-                StreamEvent::Finish {
-                    index: 1,
-                    reason: FinishReason::ContentFilter
-                },
+                StreamEvent::Finish { index: 1, reason: FinishReason::ContentFilter },
                 StreamEvent::Done,
             ]
         );
@@ -332,10 +279,7 @@ data: [{\"error\": {\"code\": 500, \"message\": \"internal\", \"status\": \"INTE
         assert_eq!(out.len(), 3);
         assert!(out[0].is_err());
         assert!(out[1].is_err());
-        assert!(events(&out[2..]).contains(&StreamEvent::Text {
-            index: 0,
-            text: "ok".into()
-        }));
+        assert!(events(&out[2..]).contains(&StreamEvent::Text { index: 0, text: "ok".into() }));
     }
 
     #[test]
@@ -345,14 +289,8 @@ data: [{\"error\": {\"code\": 500, \"message\": \"internal\", \"status\": \"INTE
         assert_eq!(
             ev[1..],
             [
-                StreamEvent::Text {
-                    index: 0,
-                    text: "end".into()
-                },
-                StreamEvent::Finish {
-                    index: 0,
-                    reason: FinishReason::Length
-                },
+                StreamEvent::Text { index: 0, text: "end".into() },
+                StreamEvent::Finish { index: 0, reason: FinishReason::Length },
                 StreamEvent::Done,
             ]
         );

@@ -50,10 +50,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
             finish(status, headers, &fields, || Some(Bytes::copy_from_slice(body)))
         }
         Err(_) => {
-            let fields = Fields {
-                message: non_json_message(status, body),
-                ..Fields::default()
-            };
+            let fields = Fields { message: non_json_message(status, body), ..Fields::default() };
             finish(status, headers, &fields, || None)
         }
     }
@@ -64,9 +61,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
 /// that names nothing known counts as a server error.
 pub fn classify_value(status: u16, headers: &HeaderMap, body: &Value) -> Failure {
     let fields = Fields::from_value(body);
-    finish(status, headers, &fields, || {
-        serde_json::to_vec(body).ok().map(Bytes::from)
-    })
+    finish(status, headers, &fields, || serde_json::to_vec(body).ok().map(Bytes::from))
 }
 
 /// The parts of an error body that classification looks at.
@@ -100,9 +95,7 @@ impl Fields {
             kind: member("type").and_then(Value::as_str).map(str::to_string),
             code: member("code").and_then(code_text),
             inner_code: member("innererror").and_then(|i| i.get("code")).and_then(code_text),
-            status: member("status")
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok()),
+            status: member("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()),
         }
     }
 
@@ -133,11 +126,8 @@ fn code_text(v: &Value) -> Option<String> {
 fn finish(status: u16, headers: &HeaderMap, f: &Fields, body: impl FnOnce() -> Option<Bytes>) -> Failure {
     let effective = effective_status(status, f);
     let (class, detail, retry) = decide(effective, headers, f);
-    let message = if f.message.trim().is_empty() {
-        format!("upstream answered HTTP {status}")
-    } else {
-        truncate(&f.message)
-    };
+    let message =
+        if f.message.trim().is_empty() { format!("upstream answered HTTP {status}") } else { truncate(&f.message) };
     let mut failure = Failure::new(class, message).status(status).retry_after(retry);
     failure.detail = detail;
     if (400..500).contains(&effective) {
@@ -153,17 +143,8 @@ fn effective_status(status: u16, f: &Fields) -> u16 {
         return status;
     }
     let numeric = f.code.as_deref().and_then(|c| c.parse::<u16>().ok());
-    let named = f
-        .code
-        .as_deref()
-        .and_then(status_for_name)
-        .or_else(|| f.kind.as_deref().and_then(status_for_name));
-    let inferred = f
-        .status
-        .into_iter()
-        .chain(numeric)
-        .find(|s| (400..600).contains(s))
-        .or(named);
+    let named = f.code.as_deref().and_then(status_for_name).or_else(|| f.kind.as_deref().and_then(status_for_name));
+    let inferred = f.status.into_iter().chain(numeric).find(|s| (400..600).contains(s)).or(named);
     match inferred {
         Some(s) => s,
         // An error object in a success answer that names nothing we know: the server failed.
@@ -206,11 +187,9 @@ fn decide(status: u16, headers: &HeaderMap, f: &Fields) -> Decision {
         // Payment required (OpenRouter and other compatible servers): the account is out of
         // credit, which no caller can fix and no wait within a request cures.
         402 => (FailureClass::RateLimited, Some("quota_exhausted"), None),
-        408 | 409 | 500..=599 => (
-            FailureClass::Overloaded,
-            None,
-            retry_after::from_headers(headers, SystemTime::now()),
-        ),
+        408 | 409 | 500..=599 => {
+            (FailureClass::Overloaded, None, retry_after::from_headers(headers, SystemTime::now()))
+        }
         400..=499 => client_error(status, f),
         // A redirect or other unexpected status: not an answer we can use.
         _ => (FailureClass::InvalidResponse, Some("unexpected_status"), None),

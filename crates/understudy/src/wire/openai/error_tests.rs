@@ -49,12 +49,7 @@ fn deactivated_account_is_auth_with_detail() {
         "This key is associated with a deactivated account. If you feel this is an error, contact us.",
         "The OpenAI account associated with this API key has been deactivated. If you are the developer...",
     ] {
-        let body = openai_body(
-            message,
-            Some("invalid_request_error"),
-            Some("account_deactivated"),
-            None,
-        );
+        let body = openai_body(message, Some("invalid_request_error"), Some("account_deactivated"), None);
         let f = classify_plain(401, &body);
         assert_eq!(f.class, FailureClass::Auth);
         assert_eq!(f.detail, Some("account_deactivated"));
@@ -67,11 +62,7 @@ fn org_ip_and_region_refusals_are_auth() {
     let cases = [
         (401, "You must be a member of an organization to use the API.", None),
         (401, "IP not authorized", None),
-        (
-            403,
-            "Country, region, or territory not supported",
-            Some("unsupported_country_region_territory"),
-        ),
+        (403, "Country, region, or territory not supported", Some("unsupported_country_region_territory")),
     ];
     for (status, message, code) in cases {
         let f = classify_plain(status, &openai_body(message, Some("invalid_request_error"), code, None));
@@ -118,11 +109,7 @@ fn rate_limit_delay_from_message_when_no_header() {
 #[test]
 fn rate_limit_delay_prefers_headers() {
     let body = openai_body(RATE_LIMIT_MSG, Some("tokens"), Some("rate_limit_exceeded"), None);
-    let f = classify(
-        429,
-        &headers(&[("retry-after-ms", "1500"), ("retry-after", "9")]),
-        &body,
-    );
+    let f = classify(429, &headers(&[("retry-after-ms", "1500"), ("retry-after", "9")]), &body);
     assert_eq!(f.retry_after, Some(Duration::from_millis(1500)));
     let f = classify(429, &headers(&[("retry-after", "9")]), &body);
     assert_eq!(f.retry_after, Some(Duration::from_secs(9)));
@@ -134,21 +121,13 @@ fn rate_limit_delay_prefers_headers() {
         ("x-ratelimit-reset-tokens", "6m0s"),
     ]);
     assert_eq!(classify(429, &h, &body).retry_after, Some(Duration::from_secs(360)));
-    let h = headers(&[
-        ("x-ratelimit-reset-requests", "1s"),
-        ("x-ratelimit-reset-tokens", "2.5s"),
-    ]);
+    let h = headers(&[("x-ratelimit-reset-requests", "1s"), ("x-ratelimit-reset-tokens", "2.5s")]);
     assert_eq!(classify(429, &h, &body).retry_after, Some(Duration::from_millis(2500)));
 }
 
 #[test]
 fn ramp_too_fast_is_rate_limited() {
-    let body = openai_body(
-        "Please reduce your rate of requests.",
-        Some("rate_limit_error"),
-        Some("slow_down"),
-        None,
-    );
+    let body = openai_body("Please reduce your rate of requests.", Some("rate_limit_error"), Some("slow_down"), None);
     let f = classify_plain(429, &body);
     assert_eq!(f.class, FailureClass::RateLimited);
     assert!(!f.is_quota_exhausted());
@@ -177,10 +156,7 @@ fn context_overflow_variants() {
         (None, "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens."),
     ];
     for (code, message) in cases {
-        let f = classify_plain(
-            400,
-            &openai_body(message, Some("invalid_request_error"), code, Some("messages")),
-        );
+        let f = classify_plain(400, &openai_body(message, Some("invalid_request_error"), code, Some("messages")));
         assert_eq!(f.class, FailureClass::ContextWindow, "{message}");
         assert_eq!(f.detail, Some("context_length_exceeded"));
         assert!(f.upstream.is_some());
@@ -203,30 +179,10 @@ fn flagged_prompts_are_content_filtered() {
 #[test]
 fn server_errors_and_overload_are_overloaded() {
     let cases = [
-        (
-            500,
-            Some("server_error"),
-            None,
-            "The server had an error while processing your request. Sorry about that!",
-        ),
-        (
-            500,
-            Some("server_error"),
-            Some("server_error"),
-            "The server had an error while processing your request.",
-        ),
-        (
-            503,
-            Some("service_unavailable_error"),
-            Some("server_is_overloaded"),
-            "The server is overloaded.",
-        ),
-        (
-            503,
-            Some("server_error"),
-            None,
-            "That model is currently overloaded with other requests.",
-        ),
+        (500, Some("server_error"), None, "The server had an error while processing your request. Sorry about that!"),
+        (500, Some("server_error"), Some("server_error"), "The server had an error while processing your request."),
+        (503, Some("service_unavailable_error"), Some("server_is_overloaded"), "The server is overloaded."),
+        (503, Some("server_error"), None, "That model is currently overloaded with other requests."),
     ];
     for (status, kind, code, message) in cases {
         let f = classify_plain(status, &openai_body(message, kind, code, None));
@@ -241,11 +197,7 @@ fn server_errors_and_overload_are_overloaded() {
 #[test]
 fn timeouts_conflicts_and_all_5xx_are_overloaded() {
     for status in [408, 409, 500, 502, 503, 504, 529, 599] {
-        assert_eq!(
-            classify_plain(status, b"{}").class,
-            FailureClass::Overloaded,
-            "{status}"
-        );
+        assert_eq!(classify_plain(status, b"{}").class, FailureClass::Overloaded, "{status}");
     }
 }
 
@@ -313,11 +265,7 @@ fn azure_rate_limits_take_the_delay_from_headers_or_message() {
     let f = classify_plain(429, &body);
     assert_eq!(f.class, FailureClass::RateLimited);
     assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
-    let f = classify(
-        429,
-        &headers(&[("retry-after-ms", "7250"), ("retry-after", "8")]),
-        &body,
-    );
+    let f = classify(429, &headers(&[("retry-after-ms", "7250"), ("retry-after", "8")]), &body);
     assert_eq!(f.retry_after, Some(Duration::from_millis(7250)));
 
     let short = serde_json::to_vec(
@@ -365,10 +313,7 @@ fn azure_context_overflow_and_server_errors() {
     );
     assert_eq!(classify_plain(400, &body).class, FailureClass::ContextWindow);
     let body = json!({"error": {"code": "InternalServerError", "message": "The service is temporarily unable to process your request."}});
-    assert_eq!(
-        classify_plain(500, &serde_json::to_vec(&body).unwrap()).class,
-        FailureClass::Overloaded
-    );
+    assert_eq!(classify_plain(500, &serde_json::to_vec(&body).unwrap()).class, FailureClass::Overloaded);
 }
 
 // ---- bodies that are not OpenAI's ----
@@ -394,10 +339,7 @@ fn compatible_server_shapes() {
     let f = classify_plain(404, br#"{"error":"model 'llama3' not found, try pulling it first"}"#);
     assert_eq!(f.class, FailureClass::DeploymentInvalid);
     assert!(f.message.contains("llama3"));
-    let f = classify_plain(
-        401,
-        br#"{"statusCode":401,"message":"Access denied due to missing subscription key."}"#,
-    );
+    let f = classify_plain(401, br#"{"statusCode":401,"message":"Access denied due to missing subscription key."}"#);
     assert_eq!(f.class, FailureClass::Auth);
     assert!(f.message.starts_with("Access denied"));
     // Payment required: out of credit.
@@ -446,10 +388,7 @@ fn in_stream_errors_are_inferred_from_the_body() {
 fn encode_renders_openai_error_objects() {
     let mut err = ErrorBody::new(503, "all_candidates_failed", "every candidate failed").code("upstream_unavailable");
     err.param = Some("model".into());
-    err.extra.insert(
-        "attempts".into(),
-        json!([{"provider": "openai", "class": "overloaded"}]),
-    );
+    err.extra.insert("attempts".into(), json!([{"provider": "openai", "class": "overloaded"}]));
     err.extra.insert("type".into(), json!("must not win"));
     assert_eq!(
         encode(&err),

@@ -45,10 +45,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, BadRequest> {
         None | Some(Value::Null) => return Err(missing("messages")),
         Some(other) => return Err(invalid_type("messages", "an array", other)),
     };
-    let mut req = ChatRequest {
-        model,
-        ..ChatRequest::default()
-    };
+    let mut req = ChatRequest { model, ..ChatRequest::default() };
     decode_messages(messages, &mut req)?;
     req.tools = decode_tools(body.get("tools"))?;
     req.tool_choice = decode_tool_choice(body.get("tool_choice"))?;
@@ -56,11 +53,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, BadRequest> {
     req.params = decode_params(&body)?;
     req.stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
     req.include_usage = decode_stream_options(body.get("stream_options"), req.stream)?;
-    req.native = Some(Native {
-        dialect: Dialect::OpenAi,
-        body,
-        messages_edited: false,
-    });
+    req.native = Some(Native { dialect: Dialect::OpenAi, body, messages_edited: false });
     Ok(req)
 }
 
@@ -69,9 +62,7 @@ fn decode_messages(messages: &[Value], req: &mut ChatRequest) -> Result<(), BadR
     let mut tool_turn_open = false;
     for (i, message) in messages.iter().enumerate() {
         let p = format!("messages[{i}]");
-        let obj = message
-            .as_object()
-            .ok_or_else(|| invalid_type(&p, "an object", message))?;
+        let obj = message.as_object().ok_or_else(|| invalid_type(&p, "an object", message))?;
         let role = match obj.get("role") {
             Some(Value::String(r)) => r.as_str(),
             None | Some(Value::Null) => return Err(missing(&format!("{p}.role"))),
@@ -136,10 +127,10 @@ fn text_content(obj: &Map<String, Value>, p: &str, nullable: bool) -> Result<Vec
                     let pp = format!("{param}[{j}]");
                     match part_type(part, &pp)? {
                         "text" => text_part(part, &pp),
-                        other => Err(BadRequest::new(format!(
-                            "Invalid value: '{other}'. Supported values are: 'text'."
-                        ))
-                        .param(format!("{pp}.type"))),
+                        other => {
+                            Err(BadRequest::new(format!("Invalid value: '{other}'. Supported values are: 'text'."))
+                                .param(format!("{pp}.type")))
+                        }
                     }
                 })
                 .collect()
@@ -165,10 +156,7 @@ fn user_content(obj: &Map<String, Value>, p: &str) -> Result<Vec<ContentPart>, B
                     match part_type(part, &pp)? {
                         "text" => text_part(part, &pp),
                         "image_url" => image_part(part, &pp),
-                        _ => Ok(ContentPart::Other {
-                            dialect: Dialect::OpenAi,
-                            value: part.clone(),
-                        }),
+                        _ => Ok(ContentPart::Other { dialect: Dialect::OpenAi, value: part.clone() }),
                     }
                 })
                 .collect()
@@ -196,10 +184,7 @@ fn assistant_content(obj: &Map<String, Value>, p: &str) -> Result<Vec<ContentPar
                 out.push(match part_type(part, &pp)? {
                     "text" => text_part(part, &pp)?,
                     "refusal" => ContentPart::text(req_str(part.get("refusal"), &format!("{pp}.refusal"))?),
-                    _ => ContentPart::Other {
-                        dialect: Dialect::OpenAi,
-                        value: part.clone(),
-                    },
+                    _ => ContentPart::Other { dialect: Dialect::OpenAi, value: part.clone() },
                 });
             }
         }
@@ -233,10 +218,7 @@ fn tool_calls(v: Option<&Value>, p: &str) -> Result<Vec<ContentPart>, BadRequest
             let id = req_str(obj.get("id"), &format!("{pp}.id"))?.to_string();
             // Custom (free-text) tool calls have no canonical form: same-dialect only.
             if obj.get("type").and_then(Value::as_str).is_some_and(|t| t != "function") {
-                return Ok(ContentPart::Other {
-                    dialect: Dialect::OpenAi,
-                    value: call.clone(),
-                });
+                return Ok(ContentPart::Other { dialect: Dialect::OpenAi, value: call.clone() });
             }
             let fp = format!("{pp}.function");
             let function = req_obj(obj.get("function"), &fp)?;
@@ -266,17 +248,9 @@ fn tool_result(obj: &Map<String, Value>, p: &str, legacy: bool) -> Result<Conten
         let name = req_str(obj.get("name"), &format!("{p}.name"))?.to_string();
         (name.clone(), Some(name))
     } else {
-        (
-            req_str(obj.get("tool_call_id"), &format!("{p}.tool_call_id"))?.to_string(),
-            None,
-        )
+        (req_str(obj.get("tool_call_id"), &format!("{p}.tool_call_id"))?.to_string(), None)
     };
-    Ok(ContentPart::ToolResult {
-        call_id,
-        name,
-        content: text_content(obj, p, legacy)?,
-        is_error: false,
-    })
+    Ok(ContentPart::ToolResult { call_id, name, content: text_content(obj, p, legacy)?, is_error: false })
 }
 
 fn non_empty_parts(parts: &[Value], param: &str) -> Result<(), BadRequest> {
@@ -308,19 +282,14 @@ fn image_part(part: &Value, pp: &str) -> Result<ContentPart, BadRequest> {
         None | Some(Value::Null) => return Err(missing(&param)),
         Some(other) => return Err(invalid_type(&param, "an object", other)),
     };
-    Ok(ContentPart::Image {
-        source: image_source(url),
-    })
+    Ok(ContentPart::Image { source: image_source(url) })
 }
 
 fn image_source(url: &str) -> ImageSource {
     let inline = url.strip_prefix("data:").and_then(|rest| {
         let (meta, data) = rest.split_once(',')?;
         let media_type = meta.strip_suffix(";base64")?;
-        Some(ImageSource::Base64 {
-            media_type: media_type.to_string(),
-            data: data.to_string(),
-        })
+        Some(ImageSource::Base64 { media_type: media_type.to_string(), data: data.to_string() })
     });
     inline.unwrap_or_else(|| ImageSource::Url(url.to_string()))
 }
@@ -377,10 +346,7 @@ fn decode_tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, BadReques
                 Ok(Some(ToolChoice::Tool(name.to_string())))
             }
             "allowed_tools" => {
-                let mode = o
-                    .get("allowed_tools")
-                    .and_then(|a| a.get("mode"))
-                    .and_then(Value::as_str);
+                let mode = o.get("allowed_tools").and_then(|a| a.get("mode")).and_then(Value::as_str);
                 Ok(match mode {
                     Some("required") => Some(ToolChoice::Required),
                     Some("auto") => Some(ToolChoice::Auto),
@@ -435,9 +401,7 @@ fn decode_stop(v: Option<&Value>) -> Result<Vec<String>, BadRequest> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                s.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| invalid_type(&format!("stop[{i}]"), "a string", s))
+                s.as_str().map(str::to_string).ok_or_else(|| invalid_type(&format!("stop[{i}]"), "a string", s))
             })
             .collect(),
         Some(other) => Err(invalid_type("stop", "one of a string or array of strings", other)),
@@ -452,10 +416,8 @@ fn decode_stream_options(v: Option<&Value>, stream: bool) -> Result<bool, BadReq
         Some(other) => return Err(invalid_type("stream_options", "an object", other)),
     };
     if !stream {
-        return Err(
-            BadRequest::new("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
-                .param("stream_options"),
-        );
+        return Err(BadRequest::new("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+            .param("stream_options"));
     }
     Ok(opt_bool(obj.get("include_usage"), "stream_options.include_usage")?.unwrap_or(false))
 }
@@ -519,10 +481,7 @@ fn invalid_type(param: &str, expected: &str, got: &Value) -> BadRequest {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     };
-    BadRequest::new(format!(
-        "Invalid type for '{param}': expected {expected}, but got {got} instead."
-    ))
-    .param(param)
+    BadRequest::new(format!("Invalid type for '{param}': expected {expected}, but got {got} instead.")).param(param)
 }
 
 #[cfg(test)]

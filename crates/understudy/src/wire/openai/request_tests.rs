@@ -32,10 +32,7 @@ fn decodes_the_reference_sample() {
             content: vec![
                 ContentPart::text("What is this?"),
                 ContentPart::Image {
-                    source: ImageSource::Base64 {
-                        media_type: "image/png".into(),
-                        data: "iVBOR...".into(),
-                    },
+                    source: ImageSource::Base64 { media_type: "image/png".into(), data: "iVBOR...".into() },
                 },
             ],
             name: None,
@@ -46,20 +43,11 @@ fn decodes_the_reference_sample() {
             parameters: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
         }],
         tool_choice: Some(ToolChoice::Auto),
-        params: Params {
-            max_tokens: Some(256),
-            temperature: None,
-            top_p: None,
-            stop: vec![],
-        },
+        params: Params { max_tokens: Some(256), temperature: None, top_p: None, stop: vec![] },
         response_format: None,
         stream: true,
         include_usage: true,
-        native: Some(Native {
-            dialect: Dialect::OpenAi,
-            body: as_object(native),
-            messages_edited: false,
-        }),
+        native: Some(Native { dialect: Dialect::OpenAi, body: as_object(native), messages_edited: false }),
     };
     assert_eq!(req, expected);
 }
@@ -84,13 +72,7 @@ fn maps_every_role_and_part() {
         {"role": "function", "name": "lookup", "content": null}
     ]});
     let req = decode_value(&body).unwrap();
-    assert_eq!(
-        req.system,
-        vec![
-            ContentPart::text("You are terse."),
-            ContentPart::text("Answer in Norwegian.")
-        ]
-    );
+    assert_eq!(req.system, vec![ContentPart::text("You are terse."), ContentPart::text("Answer in Norwegian.")]);
     let tool_result = |id: &str, text: &str| ContentPart::ToolResult {
         call_id: id.into(),
         name: None,
@@ -102,9 +84,7 @@ fn maps_every_role_and_part() {
             role: Role::User,
             content: vec![
                 ContentPart::text("Look:"),
-                ContentPart::Image {
-                    source: ImageSource::Url("https://example.com/cat.png".into()),
-                },
+                ContentPart::Image { source: ImageSource::Url("https://example.com/cat.png".into()) },
                 ContentPart::Other {
                     dialect: Dialect::OpenAi,
                     value: json!({"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}),
@@ -120,11 +100,7 @@ fn maps_every_role_and_part() {
                     name: "get_weather".into(),
                     arguments: "{\"city\":\"Oslo\"}".into(),
                 },
-                ContentPart::ToolCall {
-                    id: "call_2".into(),
-                    name: "get_time".into(),
-                    arguments: "{}".into(),
-                },
+                ContentPart::ToolCall { id: "call_2".into(), name: "get_time".into(), arguments: "{}".into() },
             ],
             name: None,
         },
@@ -135,18 +111,10 @@ fn maps_every_role_and_part() {
             name: None,
         },
         Message::text(Role::User, "Thanks"),
+        Message { role: Role::Assistant, content: vec![ContentPart::text("I can't.")], name: Some("bot".into()) },
         Message {
             role: Role::Assistant,
-            content: vec![ContentPart::text("I can't.")],
-            name: Some("bot".into()),
-        },
-        Message {
-            role: Role::Assistant,
-            content: vec![ContentPart::ToolCall {
-                id: "lookup".into(),
-                name: "lookup".into(),
-                arguments: "{}".into(),
-            }],
+            content: vec![ContentPart::ToolCall { id: "lookup".into(), name: "lookup".into(), arguments: "{}".into() }],
             name: None,
         },
         Message {
@@ -175,12 +143,7 @@ fn maps_params_formats_and_choices() {
     let req = decode_value(&body).unwrap();
     assert_eq!(
         req.params,
-        Params {
-            max_tokens: Some(64),
-            temperature: Some(0.2),
-            top_p: Some(1.0),
-            stop: vec!["END".into()],
-        }
+        Params { max_tokens: Some(64), temperature: Some(0.2), top_p: Some(1.0), stop: vec!["END".into()] }
     );
     assert_eq!(
         req.response_format,
@@ -230,14 +193,8 @@ fn bad_requests_name_the_param() {
         (json!([1, 2]), None),
         (json!("text"), None),
         (json!({"messages": [{"role": "user", "content": "hi"}]}), Some("model")),
-        (
-            json!({"model": "", "messages": [{"role": "user", "content": "hi"}]}),
-            Some("model"),
-        ),
-        (
-            json!({"model": 4, "messages": [{"role": "user", "content": "hi"}]}),
-            Some("model"),
-        ),
+        (json!({"model": "", "messages": [{"role": "user", "content": "hi"}]}), Some("model")),
+        (json!({"model": 4, "messages": [{"role": "user", "content": "hi"}]}), Some("model")),
         (json!({"model": "m"}), Some("messages")),
         (json!({"model": "m", "messages": []}), Some("messages")),
         (json!({"model": "m", "messages": {"role": "user"}}), Some("messages")),
@@ -247,22 +204,10 @@ fn bad_requests_name_the_param() {
         (msg(json!({"role": "user"})), Some("messages[1].content")),
         (msg(json!({"role": "user", "content": 5})), Some("messages[1].content")),
         (msg(json!({"role": "user", "content": []})), Some("messages[1].content")),
-        (
-            msg(json!({"role": "user", "content": [{"text": "x"}]})),
-            Some("messages[1].content[0].type"),
-        ),
-        (
-            msg(json!({"role": "user", "content": [{"type": "text"}]})),
-            Some("messages[1].content[0].text"),
-        ),
-        (
-            msg(json!({"role": "user", "content": [{"type": "image_url"}]})),
-            Some("messages[1].content[0].image_url"),
-        ),
-        (
-            msg(json!({"role": "user", "content": "x", "name": 3})),
-            Some("messages[1].name"),
-        ),
+        (msg(json!({"role": "user", "content": [{"text": "x"}]})), Some("messages[1].content[0].type")),
+        (msg(json!({"role": "user", "content": [{"type": "text"}]})), Some("messages[1].content[0].text")),
+        (msg(json!({"role": "user", "content": [{"type": "image_url"}]})), Some("messages[1].content[0].image_url")),
+        (msg(json!({"role": "user", "content": "x", "name": 3})), Some("messages[1].name")),
         (
             msg(json!({"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]})),
             Some("messages[1].content[0].type"),
@@ -274,18 +219,9 @@ fn bad_requests_name_the_param() {
             ),
             Some("messages[1].tool_calls[0].function.arguments"),
         ),
-        (
-            msg(json!({"role": "assistant", "content": null, "tool_calls": {"id": "c"}})),
-            Some("messages[1].tool_calls"),
-        ),
-        (
-            msg(json!({"role": "tool", "content": "x"})),
-            Some("messages[1].tool_call_id"),
-        ),
-        (
-            msg(json!({"role": "tool", "tool_call_id": "c"})),
-            Some("messages[1].content"),
-        ),
+        (msg(json!({"role": "assistant", "content": null, "tool_calls": {"id": "c"}})), Some("messages[1].tool_calls")),
+        (msg(json!({"role": "tool", "content": "x"})), Some("messages[1].tool_call_id")),
+        (msg(json!({"role": "tool", "tool_call_id": "c"})), Some("messages[1].content")),
         (with("temperature", json!("hot")), Some("temperature")),
         (with("top_p", json!(true)), Some("top_p")),
         (with("max_tokens", json!(-1)), Some("max_tokens")),
@@ -293,10 +229,7 @@ fn bad_requests_name_the_param() {
         (with("stop", json!(3)), Some("stop")),
         (with("stop", json!(["a", 1])), Some("stop[1]")),
         (with("stream", json!("yes")), Some("stream")),
-        (
-            with("stream_options", json!({"include_usage": true})),
-            Some("stream_options"),
-        ),
+        (with("stream_options", json!({"include_usage": true})), Some("stream_options")),
         (with("tools", json!({})), Some("tools")),
         (with("tools", json!([{"type": "function"}])), Some("tools[0].function")),
         (
@@ -304,15 +237,9 @@ fn bad_requests_name_the_param() {
             Some("tools[0].function.name"),
         ),
         (with("tool_choice", json!("sometimes")), Some("tool_choice")),
-        (
-            with("tool_choice", json!({"type": "function", "function": {}})),
-            Some("tool_choice.function.name"),
-        ),
+        (with("tool_choice", json!({"type": "function", "function": {}})), Some("tool_choice.function.name")),
         (with("response_format", json!("json")), Some("response_format")),
-        (
-            with("response_format", json!({"type": "json_schema"})),
-            Some("response_format.json_schema"),
-        ),
+        (with("response_format", json!({"type": "json_schema"})), Some("response_format.json_schema")),
     ];
     for (body, param) in cases {
         let err = decode_value(&body).expect_err(&body.to_string());
@@ -350,10 +277,7 @@ fn same_dialect_round_trip_keeps_every_unknown_field() {
     let sent = encode(&req, "gpt-4o", true);
     let mut expected = as_object(original.clone());
     expected.insert("model".into(), json!("gpt-4o"));
-    expected.insert(
-        "stream_options".into(),
-        json!({"include_usage": true, "include_obfuscation": false}),
-    );
+    expected.insert("stream_options".into(), json!({"include_usage": true, "include_obfuscation": false}));
     assert_eq!(sent, expected);
     // Equal parameters keep their spelling: `1` stays an integer.
     assert!(sent["temperature"].is_u64());
@@ -390,24 +314,12 @@ fn chain_override_of_model_temperature_and_max_tokens_lands() {
     assert_eq!(sent["model"], "gpt-4o-mini");
     assert_eq!(sent["temperature"], json!(0.3));
     assert_eq!(sent["max_completion_tokens"], json!(50));
-    assert!(
-        !sent.contains_key("max_tokens"),
-        "the native body used max_completion_tokens"
-    );
+    assert!(!sent.contains_key("max_tokens"), "the native body used max_completion_tokens");
     assert_eq!(sent["top_p"], json!(0.9));
     assert_eq!(sent["stop"], json!(["STOP"]));
     // Nothing else moved.
-    for key in [
-        "messages",
-        "tools",
-        "tool_choice",
-        "logprobs",
-        "top_logprobs",
-        "seed",
-        "n",
-        "metadata",
-        "vendor_extra",
-    ] {
+    for key in ["messages", "tools", "tool_choice", "logprobs", "top_logprobs", "seed", "n", "metadata", "vendor_extra"]
+    {
         assert_eq!(sent[key], original[key], "{key}");
     }
 
@@ -462,15 +374,9 @@ fn foreign_request() -> ChatRequest {
                 content: vec![
                     ContentPart::text("Weather where this was taken?"),
                     ContentPart::Image {
-                        source: ImageSource::Base64 {
-                            media_type: "image/jpeg".into(),
-                            data: "/9j/4A==".into(),
-                        },
+                        source: ImageSource::Base64 { media_type: "image/jpeg".into(), data: "/9j/4A==".into() },
                     },
-                    ContentPart::Other {
-                        dialect: Dialect::Anthropic,
-                        value: json!({"type": "document"}),
-                    },
+                    ContentPart::Other { dialect: Dialect::Anthropic, value: json!({"type": "document"}) },
                 ],
                 name: None,
             },
@@ -524,9 +430,7 @@ fn foreign_request() -> ChatRequest {
             },
             Message {
                 role: Role::User,
-                content: vec![ContentPart::Image {
-                    source: ImageSource::Url("https://example.com/sky.png".into()),
-                }],
+                content: vec![ContentPart::Image { source: ImageSource::Url("https://example.com/sky.png".into()) }],
                 name: Some("ann".into()),
             },
         ],
@@ -536,12 +440,7 @@ fn foreign_request() -> ChatRequest {
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
         }],
         tool_choice: Some(ToolChoice::Tool("get_weather".into())),
-        params: Params {
-            max_tokens: Some(1024),
-            temperature: Some(0.7),
-            top_p: None,
-            stop: vec!["\n\nHuman:".into()],
-        },
+        params: Params { max_tokens: Some(1024), temperature: Some(0.7), top_p: None, stop: vec!["\n\nHuman:".into()] },
         response_format: Some(ResponseFormat::JsonSchema {
             name: "weather".into(),
             schema: json!({"type": "object"}),
@@ -549,11 +448,7 @@ fn foreign_request() -> ChatRequest {
         }),
         stream: true,
         include_usage: false,
-        native: Some(Native {
-            dialect: Dialect::Anthropic,
-            body: Map::new(),
-            messages_edited: false,
-        }),
+        native: Some(Native { dialect: Dialect::Anthropic, body: Map::new(), messages_edited: false }),
     }
 }
 

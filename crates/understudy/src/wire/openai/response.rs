@@ -40,16 +40,9 @@ fn encode_choice(choice: &Choice) -> Value {
     let mut message = Map::new();
     message.insert("role".into(), "assistant".into());
     // OpenAI sends `content: null` when the answer is only tool calls.
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::from(text)
-    };
+    let content = if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::from(text) };
     message.insert("content".into(), content);
-    message.insert(
-        "refusal".into(),
-        choice.refusal.as_deref().map_or(Value::Null, Value::from),
-    );
+    message.insert("refusal".into(), choice.refusal.as_deref().map_or(Value::Null, Value::from));
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
@@ -105,16 +98,12 @@ fn unix_now() -> u64 {
 /// kept in `native`.
 pub fn decode(body: &[u8]) -> Result<ChatResponse, Failure> {
     let value: Value = serde_json::from_slice(body).map_err(|e| malformed(format!("unparsable body: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| malformed("body is not a JSON object".into()))?;
+    let obj = value.as_object().ok_or_else(|| malformed("body is not a JSON object".into()))?;
     if obj.get("error").is_some_and(|e| !e.is_null()) && obj.get("choices").is_none() {
         return Err(error::classify_value(200, &HeaderMap::new(), &value));
     }
-    let choices = obj
-        .get("choices")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("body has no choices array".into()))?;
+    let choices =
+        obj.get("choices").and_then(Value::as_array).ok_or_else(|| malformed("body has no choices array".into()))?;
     let mut resp = ChatResponse {
         id: str_field(obj, "id"),
         model: str_field(obj, "model"),
@@ -127,9 +116,7 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, Failure> {
 }
 
 fn malformed(message: String) -> Failure {
-    Failure::new(FailureClass::InvalidResponse, message)
-        .detail("malformed_body")
-        .status(200)
+    Failure::new(FailureClass::InvalidResponse, message).detail("malformed_body").status(200)
 }
 
 fn str_field(obj: &Map<String, Value>, key: &str) -> String {
@@ -177,11 +164,7 @@ fn decode_tool_call(call: &Value) -> Option<ContentPart> {
     let function = call.get("function")?;
     Some(ContentPart::ToolCall {
         id: call.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-        name: function
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        name: function.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
         arguments: arguments_text(function.get("arguments")),
     })
 }
@@ -190,11 +173,7 @@ fn decode_tool_call(call: &Value) -> Option<ContentPart> {
 /// (the request decoder does the same for the matching `role: function` result).
 fn legacy_function_call(call: &Value) -> Option<ContentPart> {
     let name = call.get("name").and_then(Value::as_str)?.to_string();
-    Some(ContentPart::ToolCall {
-        id: name.clone(),
-        name,
-        arguments: arguments_text(call.get("arguments")),
-    })
+    Some(ContentPart::ToolCall { id: name.clone(), name, arguments: arguments_text(call.get("arguments")) })
 }
 
 /// Arguments are a JSON string; a server that sends an object gets it serialised.

@@ -31,15 +31,7 @@ fn decodes_the_reference_tool_call_sample() {
             arguments: r#"{"city":"Oslo"}"#.into(),
         }]
     );
-    assert_eq!(
-        resp.usage,
-        Usage {
-            input_tokens: 50,
-            output_tokens: 18,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(resp.usage, Usage { input_tokens: 50, output_tokens: 18, cache_read_tokens: 0, cache_write_tokens: 0 });
     let native: Value = serde_json::from_str(TOOL_CALL_SAMPLE).unwrap();
     assert_eq!(resp.native, Some((Dialect::OpenAi, native)));
 }
@@ -82,11 +74,7 @@ fn decodes_refusals_and_legacy_function_calls() {
     let resp = decode(&serde_json::to_vec(&body).unwrap()).unwrap();
     assert_eq!(
         resp.choices[0].content,
-        vec![ContentPart::ToolCall {
-            id: "lookup".into(),
-            name: "lookup".into(),
-            arguments: "{}".into()
-        }]
+        vec![ContentPart::ToolCall { id: "lookup".into(), name: "lookup".into(), arguments: "{}".into() }]
     );
 }
 
@@ -117,20 +105,9 @@ fn azure_filter_fields_do_not_break_decoding() {
 
 #[test]
 fn malformed_bodies_are_invalid_responses() {
-    for body in [
-        &b"<html>oops</html>"[..],
-        b"",
-        b"[1,2]",
-        b"{\"id\":\"x\"}",
-        b"{\"choices\":{}}",
-    ] {
+    for body in [&b"<html>oops</html>"[..], b"", b"[1,2]", b"{\"id\":\"x\"}", b"{\"choices\":{}}"] {
         let f = decode(body).unwrap_err();
-        assert_eq!(
-            f.class,
-            FailureClass::InvalidResponse,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(f.class, FailureClass::InvalidResponse, "{}", String::from_utf8_lossy(body));
         assert_eq!(f.detail, Some("malformed_body"));
     }
 }
@@ -169,12 +146,7 @@ fn encodes_a_foreign_answer_as_chat_completion() {
             finish_reason: FinishReason::ToolCalls,
             refusal: None,
         }],
-        usage: Usage {
-            input_tokens: 412,
-            output_tokens: 35,
-            cache_read_tokens: 380,
-            cache_write_tokens: 0,
-        },
+        usage: Usage { input_tokens: 412, output_tokens: 35, cache_read_tokens: 380, cache_write_tokens: 0 },
         native: Some((Dialect::Anthropic, json!({"type": "message"}))),
     };
     let v = encode(&resp);
@@ -199,23 +171,13 @@ fn encodes_a_foreign_answer_as_chat_completion() {
 #[test]
 fn encode_content_is_null_only_for_pure_tool_calls() {
     let mut choice = Choice {
-        content: vec![ContentPart::ToolCall {
-            id: "c".into(),
-            name: "f".into(),
-            arguments: String::new(),
-        }],
+        content: vec![ContentPart::ToolCall { id: "c".into(), name: "f".into(), arguments: String::new() }],
         ..Choice::default()
     };
-    let resp = |choice: Choice| ChatResponse {
-        choices: vec![choice],
-        ..ChatResponse::default()
-    };
+    let resp = |choice: Choice| ChatResponse { choices: vec![choice], ..ChatResponse::default() };
     let v = encode(&resp(choice.clone()));
     assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
-    assert_eq!(
-        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
-        "{}"
-    );
+    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}");
     assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
     choice.content.clear();
     choice.refusal = Some("no".into());

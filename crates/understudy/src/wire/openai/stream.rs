@@ -35,13 +35,7 @@ impl Encoder {
             init.created,
             Value::from(init.model),
         );
-        Encoder {
-            prefix,
-            include_usage: init.include_usage,
-            started: Vec::new(),
-            usage: None,
-            closed: false,
-        }
+        Encoder { prefix, include_usage: init.include_usage, started: Vec::new(), usage: None, closed: false }
     }
 
     /// One `data:` line. `usage` is written only when the caller asked for usage: `null` on
@@ -100,13 +94,7 @@ impl StreamEncoder for Encoder {
             StreamEvent::Text { index, text } if !text.is_empty() => {
                 self.delta(*index, json!({"content": text}), Value::Null, out);
             }
-            StreamEvent::ToolCall {
-                index,
-                call,
-                id,
-                name,
-                arguments,
-            } => {
+            StreamEvent::ToolCall { index, call, id, name, arguments } => {
                 let delta = tool_call_delta(*call, id.as_deref(), name.as_deref(), arguments);
                 self.delta(*index, delta, Value::Null, out);
             }
@@ -182,9 +170,7 @@ impl Decoder {
     }
 
     fn chunk_events(&mut self, value: &Value) -> Result<Vec<StreamEvent>, Malformed> {
-        let chunk = value
-            .as_object()
-            .ok_or_else(|| Malformed("OpenAI chunk is not a JSON object".into()))?;
+        let chunk = value.as_object().ok_or_else(|| Malformed("OpenAI chunk is not a JSON object".into()))?;
         if chunk.get("error").is_some_and(|e| !e.is_null()) {
             let failure = error::classify_value(200, &HeaderMap::new(), value);
             return Ok(vec![StreamEvent::Error(failure)]);
@@ -235,10 +221,7 @@ fn choice_events(index: u32, choice: &Value, events: &mut Vec<StreamEvent>) {
         // would make a refusal look like an empty answer.
         for key in ["content", "refusal"] {
             if let Some(text) = delta.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                events.push(StreamEvent::Text {
-                    index,
-                    text: text.to_string(),
-                });
+                events.push(StreamEvent::Text { index, text: text.to_string() });
             }
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
@@ -259,10 +242,7 @@ fn choice_events(index: u32, choice: &Value, events: &mut Vec<StreamEvent>) {
         }
     }
     if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
-        events.push(StreamEvent::Finish {
-            index,
-            reason: decode_finish_reason(Some(reason)),
-        });
+        events.push(StreamEvent::Finish { index, reason: decode_finish_reason(Some(reason)) });
     }
 }
 

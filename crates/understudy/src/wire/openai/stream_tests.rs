@@ -34,18 +34,11 @@ fn decode_chunks(chunks: &[&[u8]]) -> Vec<Result<Decoded, Malformed>> {
 }
 
 fn events_of(decoded: &[Result<Decoded, Malformed>]) -> Vec<StreamEvent> {
-    decoded
-        .iter()
-        .flat_map(|d| d.as_ref().unwrap().events.clone())
-        .collect()
+    decoded.iter().flat_map(|d| d.as_ref().unwrap().events.clone()).collect()
 }
 
 fn usage(input: u64, output: u64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    }
+    Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
 }
 
 #[test]
@@ -55,14 +48,8 @@ fn decodes_the_reference_stream() {
     assert_eq!(
         events_of(&decoded),
         vec![
-            StreamEvent::Start {
-                id: Some("chatcmpl-abc".into()),
-                model: Some("gpt-4o-2024-08-06".into())
-            },
-            StreamEvent::Text {
-                index: 0,
-                text: "Hel".into()
-            },
+            StreamEvent::Start { id: Some("chatcmpl-abc".into()), model: Some("gpt-4o-2024-08-06".into()) },
+            StreamEvent::Text { index: 0, text: "Hel".into() },
             StreamEvent::ToolCall {
                 index: 0,
                 call: 0,
@@ -70,24 +57,9 @@ fn decodes_the_reference_stream() {
                 name: Some("get_weather".into()),
                 arguments: String::new()
             },
-            StreamEvent::ToolCall {
-                index: 0,
-                call: 0,
-                id: None,
-                name: None,
-                arguments: "{\"city\":".into()
-            },
-            StreamEvent::ToolCall {
-                index: 0,
-                call: 0,
-                id: None,
-                name: None,
-                arguments: "\"Oslo\"}".into()
-            },
-            StreamEvent::Finish {
-                index: 0,
-                reason: FinishReason::ToolCalls
-            },
+            StreamEvent::ToolCall { index: 0, call: 0, id: None, name: None, arguments: "{\"city\":".into() },
+            StreamEvent::ToolCall { index: 0, call: 0, id: None, name: None, arguments: "\"Oslo\"}".into() },
+            StreamEvent::Finish { index: 0, reason: FinishReason::ToolCalls },
             StreamEvent::Usage(usage(50, 18)),
             StreamEvent::Done,
         ]
@@ -127,18 +99,9 @@ fn azure_first_chunk_yields_no_events() {
     assert_eq!(
         events_of(&decoded),
         vec![
-            StreamEvent::Start {
-                id: Some("chatcmpl-az".into()),
-                model: Some("gpt-4o-2024-08-06".into())
-            },
-            StreamEvent::Text {
-                index: 0,
-                text: "Hi".into()
-            },
-            StreamEvent::Finish {
-                index: 0,
-                reason: FinishReason::ContentFilter
-            },
+            StreamEvent::Start { id: Some("chatcmpl-az".into()), model: Some("gpt-4o-2024-08-06".into()) },
+            StreamEvent::Text { index: 0, text: "Hi".into() },
+            StreamEvent::Finish { index: 0, reason: FinishReason::ContentFilter },
             StreamEvent::Done,
         ]
     );
@@ -168,13 +131,7 @@ fn malformed_chunks_are_reported_and_skipped() {
     assert_eq!(decoded.len(), 3);
     assert!(decoded[0].is_err());
     assert!(decoded[1].is_err());
-    assert_eq!(
-        decoded[2].as_ref().unwrap().events,
-        vec![StreamEvent::Text {
-            index: 0,
-            text: "b".into()
-        }]
-    );
+    assert_eq!(decoded[2].as_ref().unwrap().events, vec![StreamEvent::Text { index: 0, text: "b".into() }]);
 }
 
 #[test]
@@ -188,13 +145,7 @@ fn interleaved_calls_and_choices_keep_their_indexes() {
     let events = events_of(&decode_chunks(&[stream.as_bytes()]));
     assert!(matches!(&events[1], StreamEvent::ToolCall { index: 1, call: 0, id: Some(id), .. } if id == "a"));
     assert!(matches!(&events[2], StreamEvent::ToolCall { index: 1, call: 1, arguments, .. } if arguments == "{"));
-    assert_eq!(
-        events[3],
-        StreamEvent::Text {
-            index: 1,
-            text: "No.".into()
-        }
-    );
+    assert_eq!(events[3], StreamEvent::Text { index: 1, text: "No.".into() });
     assert_eq!(events.len(), 5, "{events:?}");
 }
 
@@ -213,20 +164,8 @@ fn encoder_writes_byte_exact_chunks() {
     let mut enc = Encoder::new(init(true));
     let mut out = BytesMut::new();
     enc.event(&StreamEvent::Start { id: None, model: None }, &mut out);
-    enc.event(
-        &StreamEvent::Text {
-            index: 0,
-            text: "Hi \"you\"".into(),
-        },
-        &mut out,
-    );
-    enc.event(
-        &StreamEvent::Finish {
-            index: 0,
-            reason: FinishReason::Stop,
-        },
-        &mut out,
-    );
+    enc.event(&StreamEvent::Text { index: 0, text: "Hi \"you\"".into() }, &mut out);
+    enc.event(&StreamEvent::Finish { index: 0, reason: FinishReason::Stop }, &mut out);
     enc.event(&StreamEvent::Done, &mut out);
     enc.finish(Some(usage(5, 2)), &mut out);
     let head =
@@ -252,13 +191,7 @@ fn encoder_writes_byte_exact_chunks() {
 fn encoder_without_include_usage_omits_usage() {
     let mut enc = Encoder::new(init(false));
     let mut out = BytesMut::new();
-    enc.event(
-        &StreamEvent::Text {
-            index: 0,
-            text: "x".into(),
-        },
-        &mut out,
-    );
+    enc.event(&StreamEvent::Text { index: 0, text: "x".into() }, &mut out);
     enc.event(&StreamEvent::Usage(usage(1, 1)), &mut out);
     enc.finish(None, &mut out);
     let text = std::str::from_utf8(&out).unwrap();
@@ -271,26 +204,13 @@ fn encoder_without_include_usage_omits_usage() {
 fn encoder_error_is_final() {
     let mut enc = Encoder::new(init(true));
     let mut out = BytesMut::new();
-    enc.event(
-        &StreamEvent::Text {
-            index: 0,
-            text: "partial".into(),
-        },
-        &mut out,
-    );
+    enc.event(&StreamEvent::Text { index: 0, text: "partial".into() }, &mut out);
     let before = out.len();
     let mut err =
         ErrorBody::new(502, "stream_broken", "the provider stopped mid-answer").code("upstream_stream_broken");
-    err.extra
-        .insert("attempts".into(), serde_json::json!([{"provider": "openai"}]));
+    err.extra.insert("attempts".into(), serde_json::json!([{"provider": "openai"}]));
     enc.error(&err, &mut out);
-    enc.event(
-        &StreamEvent::Text {
-            index: 0,
-            text: "more".into(),
-        },
-        &mut out,
-    );
+    enc.event(&StreamEvent::Text { index: 0, text: "more".into() }, &mut out);
     enc.finish(Some(usage(1, 1)), &mut out);
     let tail = std::str::from_utf8(&out[before..]).unwrap();
     assert_eq!(
@@ -302,10 +222,7 @@ fn encoder_error_is_final() {
 #[test]
 fn encoder_output_decodes_to_the_same_events() {
     let events = vec![
-        StreamEvent::Text {
-            index: 0,
-            text: "Let me check.\n".into(),
-        },
+        StreamEvent::Text { index: 0, text: "Let me check.\n".into() },
         StreamEvent::ToolCall {
             index: 0,
             call: 0,
@@ -313,13 +230,7 @@ fn encoder_output_decodes_to_the_same_events() {
             name: Some("get_weather".into()),
             arguments: String::new(),
         },
-        StreamEvent::ToolCall {
-            index: 0,
-            call: 0,
-            id: None,
-            name: None,
-            arguments: "{\"city\":\"Oslo\"}".into(),
-        },
+        StreamEvent::ToolCall { index: 0, call: 0, id: None, name: None, arguments: "{\"city\":\"Oslo\"}".into() },
         StreamEvent::ToolCall {
             index: 0,
             call: 1,
@@ -327,10 +238,7 @@ fn encoder_output_decodes_to_the_same_events() {
             name: Some("get_time".into()),
             arguments: "{}".into(),
         },
-        StreamEvent::Finish {
-            index: 0,
-            reason: FinishReason::ToolCalls,
-        },
+        StreamEvent::Finish { index: 0, reason: FinishReason::ToolCalls },
     ];
     let mut enc = Encoder::new(init(true));
     let mut out = BytesMut::new();
@@ -341,10 +249,7 @@ fn encoder_output_decodes_to_the_same_events() {
     enc.finish(None, &mut out);
 
     let decoded = events_of(&decode_chunks(&[&out]));
-    let mut expected = vec![StreamEvent::Start {
-        id: Some("chatcmpl-gw".into()),
-        model: Some("gpt-4o-mini".into()),
-    }];
+    let mut expected = vec![StreamEvent::Start { id: Some("chatcmpl-gw".into()), model: Some("gpt-4o-mini".into()) }];
     expected.extend(events);
     expected.push(StreamEvent::Usage(usage(50, 18)));
     expected.push(StreamEvent::Done);

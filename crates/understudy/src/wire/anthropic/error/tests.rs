@@ -33,19 +33,11 @@ fn check(status: u16, b: &[u8], class: FailureClass, detail: Option<&str>) -> Fa
 fn every_row_of_the_reference_table() {
     use FailureClass::*;
     let quota = Some("quota_exhausted");
-    let f = check(
-        400,
-        &body("invalid_request_error", "messages: field required"),
-        InvalidRequest,
-        None,
-    );
+    let f = check(400, &body("invalid_request_error", "messages: field required"), InvalidRequest, None);
     assert_eq!(f.message, "messages: field required");
     assert_eq!(
         f.upstream,
-        Some((
-            Dialect::Anthropic,
-            Bytes::from(body("invalid_request_error", "messages: field required"))
-        ))
+        Some((Dialect::Anthropic, Bytes::from(body("invalid_request_error", "messages: field required"))))
     );
     check(
         400,
@@ -57,38 +49,15 @@ fn every_row_of_the_reference_table() {
         quota,
     );
     check(401, &body("authentication_error", "invalid x-api-key"), Auth, None);
-    check(
-        402,
-        &body("billing_error", "Your credit balance is too low"),
-        RateLimited,
-        quota,
-    );
-    check(
-        403,
-        &body("permission_error", "Your API key does not have permission"),
-        Auth,
-        None,
-    );
-    let f = check(
-        404,
-        &body("not_found_error", "model: claude-x"),
-        DeploymentInvalid,
-        None,
-    );
+    check(402, &body("billing_error", "Your credit balance is too low"), RateLimited, quota);
+    check(403, &body("permission_error", "Your API key does not have permission"), Auth, None);
+    let f = check(404, &body("not_found_error", "model: claude-x"), DeploymentInvalid, None);
     assert_eq!(f.message, "model: claude-x");
     check(409, &body("conflict_error", "conflict"), InvalidRequest, None);
-    check(
-        413,
-        &body("request_too_large", "Request exceeds the maximum size"),
-        InvalidRequest,
-        None,
-    );
+    check(413, &body("request_too_large", "Request exceeds the maximum size"), InvalidRequest, None);
     check(
         429,
-        &body(
-            "rate_limit_error",
-            "Number of request tokens has exceeded your per-minute rate limit",
-        ),
+        &body("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
         RateLimited,
         None,
     );
@@ -104,10 +73,7 @@ fn context_overflow_and_prefill() {
     use FailureClass::*;
     check(
         400,
-        &body(
-            "invalid_request_error",
-            "prompt is too long: 210266 tokens > 200000 maximum",
-        ),
+        &body("invalid_request_error", "prompt is too long: 210266 tokens > 200000 maximum"),
         ContextWindow,
         None,
     );
@@ -147,10 +113,7 @@ fn spend_cap_is_quota_without_retry() {
 fn rate_limit_delays() {
     let b = body("rate_limit_error", "rate limited");
     let f = classify_at(429, &headers(&[("retry-after", "7")]), &b, now());
-    assert_eq!(
-        (f.class, f.retry_after),
-        (FailureClass::RateLimited, Some(Duration::from_secs(7)))
-    );
+    assert_eq!((f.class, f.retry_after), (FailureClass::RateLimited, Some(Duration::from_secs(7))));
 
     // No retry-after: the rate-limit reset times.
     let resets = [
@@ -162,40 +125,17 @@ fn rate_limit_delays() {
         ("anthropic-ratelimit-input-tokens-remaining", "0"),
     ];
     let f = classify_at(429, &headers(&resets), &b, now());
-    assert_eq!(
-        f.retry_after,
-        Some(Duration::from_secs(40)),
-        "latest of the exhausted limits"
-    );
+    assert_eq!(f.retry_after, Some(Duration::from_secs(40)), "latest of the exhausted limits");
     let f = classify_at(429, &headers(&resets[..2]), &b, now());
-    assert_eq!(
-        f.retry_after,
-        Some(Duration::from_secs(5)),
-        "earliest when none is exhausted"
-    );
-    let f = classify_at(
-        429,
-        &headers(&[("anthropic-ratelimit-tokens-reset", "2025-12-31T23:59:00Z")]),
-        &b,
-        now(),
-    );
+    assert_eq!(f.retry_after, Some(Duration::from_secs(5)), "earliest when none is exhausted");
+    let f = classify_at(429, &headers(&[("anthropic-ratelimit-tokens-reset", "2025-12-31T23:59:00Z")]), &b, now());
     assert_eq!(f.retry_after, Some(Duration::ZERO), "a reset in the past");
     let f = classify_at(429, &HeaderMap::new(), &b, now());
     assert_eq!(f.retry_after, None);
     // Overload carries retry-after when sent; auth never does.
-    let f = classify_at(
-        529,
-        &headers(&[("retry-after", "2")]),
-        &body("overloaded_error", "Overloaded"),
-        now(),
-    );
+    let f = classify_at(529, &headers(&[("retry-after", "2")]), &body("overloaded_error", "Overloaded"), now());
     assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
-    let f = classify_at(
-        401,
-        &headers(&[("retry-after", "2")]),
-        &body("authentication_error", "x"),
-        now(),
-    );
+    let f = classify_at(401, &headers(&[("retry-after", "2")]), &body("authentication_error", "x"), now());
     assert_eq!(f.retry_after, None);
 }
 
@@ -251,12 +191,7 @@ fn in_stream_errors_go_by_type() {
 #[test]
 fn long_messages_are_truncated() {
     let long = "é".repeat(800);
-    let f = check(
-        400,
-        &body("invalid_request_error", &long),
-        FailureClass::InvalidRequest,
-        None,
-    );
+    let f = check(400, &body("invalid_request_error", &long), FailureClass::InvalidRequest, None);
     assert_eq!(f.message.chars().count(), 500);
 }
 
@@ -266,22 +201,10 @@ fn rfc3339_times() {
     assert_eq!(at("2026-01-01T00:00:00Z"), Some(Duration::from_secs(1_767_225_600)));
     assert_eq!(at("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
     assert_eq!(at("2024-02-29T12:00:00Z"), Some(Duration::from_secs(1_709_208_000)));
-    assert_eq!(
-        at("2026-01-01T01:00:00+01:00"),
-        Some(Duration::from_secs(1_767_225_600))
-    );
-    assert_eq!(
-        at("2025-12-31T23:00:00-01:00"),
-        Some(Duration::from_secs(1_767_225_600))
-    );
-    assert_eq!(
-        at("2026-01-01T00:00:00.25Z"),
-        Some(Duration::from_millis(1_767_225_600_250))
-    );
-    assert_eq!(
-        at("2026-01-01t00:00:00.123456789123z"),
-        Some(Duration::new(1_767_225_600, 123_456_789))
-    );
+    assert_eq!(at("2026-01-01T01:00:00+01:00"), Some(Duration::from_secs(1_767_225_600)));
+    assert_eq!(at("2025-12-31T23:00:00-01:00"), Some(Duration::from_secs(1_767_225_600)));
+    assert_eq!(at("2026-01-01T00:00:00.25Z"), Some(Duration::from_millis(1_767_225_600_250)));
+    assert_eq!(at("2026-01-01t00:00:00.123456789123z"), Some(Duration::new(1_767_225_600, 123_456_789)));
     for bad in [
         "",
         "2026-01-01",
@@ -303,8 +226,7 @@ fn rfc3339_times() {
 #[test]
 fn encodes_gateway_errors() {
     let mut e = ErrorBody::new(503, "all_candidates_failed", "every candidate failed");
-    e.extra
-        .insert("attempts".into(), json!([{"deployment": "a", "class": "timeout"}]));
+    e.extra.insert("attempts".into(), json!([{"deployment": "a", "class": "timeout"}]));
     e.extra.insert("type".into(), json!("ignored"));
     assert_eq!(
         encode(&e),

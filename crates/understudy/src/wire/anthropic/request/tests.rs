@@ -27,10 +27,7 @@ fn decodes_the_reference_sample() {
         vec![
             ContentPart::text("Weather in Oslo?"),
             ContentPart::Image {
-                source: ImageSource::Base64 {
-                    media_type: "image/png".into(),
-                    data: "iVBOR...".into()
-                }
+                source: ImageSource::Base64 { media_type: "image/png".into(), data: "iVBOR...".into() }
             }
         ]
     );
@@ -38,10 +35,7 @@ fn decodes_the_reference_sample() {
     match &req.messages[1].content[..] {
         [ContentPart::ToolCall { id, name, arguments }] => {
             assert_eq!((id.as_str(), name.as_str()), ("toolu_01", "get_weather"));
-            assert_eq!(
-                serde_json::from_str::<Value>(arguments).unwrap(),
-                json!({"city": "Oslo"})
-            );
+            assert_eq!(serde_json::from_str::<Value>(arguments).unwrap(), json!({"city": "Oslo"}));
         }
         other => panic!("{other:?}"),
     }
@@ -61,22 +55,14 @@ fn decodes_the_reference_sample() {
     assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
     assert_eq!(
         req.params,
-        Params {
-            max_tokens: Some(1024),
-            temperature: Some(0.7),
-            top_p: None,
-            stop: vec!["\n\nHuman:".into()]
-        }
+        Params { max_tokens: Some(1024), temperature: Some(0.7), top_p: None, stop: vec!["\n\nHuman:".into()] }
     );
     assert!(!req.stream);
     assert_eq!(req.response_format, None);
     let native = req.native.unwrap();
     assert_eq!(native.dialect, Dialect::Anthropic);
     assert!(!native.messages_edited);
-    assert_eq!(
-        Value::Object(native.body),
-        serde_json::from_str::<Value>(SAMPLE).unwrap()
-    );
+    assert_eq!(Value::Object(native.body), serde_json::from_str::<Value>(SAMPLE).unwrap());
 }
 
 #[test]
@@ -102,12 +88,7 @@ fn decodes_other_blocks_tool_choices_and_server_tools() {
     assert!(req.stream);
     assert_eq!(req.params.top_p, Some(0.9));
     let user = &req.messages[0].content;
-    assert_eq!(
-        user[0],
-        ContentPart::Image {
-            source: ImageSource::Url("https://x/a.png".into())
-        }
-    );
+    assert_eq!(user[0], ContentPart::Image { source: ImageSource::Url("https://x/a.png".into()) });
     assert!(
         matches!(&user[1], ContentPart::Other { dialect: Dialect::Anthropic, value } if value["type"] == "document")
     );
@@ -160,12 +141,7 @@ fn bad_requests_name_the_field() {
     assert_eq!(decode(b"[1]").unwrap_err().param, None);
     assert_eq!(decode(b"").unwrap_err().param, None);
     assert_eq!(param(without("max_tokens")), some("max_tokens"));
-    assert_eq!(
-        decode(without("max_tokens").to_string().as_bytes())
-            .unwrap_err()
-            .message,
-        "max_tokens: Field required"
-    );
+    assert_eq!(decode(without("max_tokens").to_string().as_bytes()).unwrap_err().message, "max_tokens: Field required");
     assert_eq!(param(with("/max_tokens", json!(-1))), some("max_tokens"));
     assert_eq!(param(with("/max_tokens", json!("10"))), some("max_tokens"));
     assert_eq!(param(with("/max_tokens", json!(1.5))), some("max_tokens"));
@@ -176,34 +152,19 @@ fn bad_requests_name_the_field() {
     assert_eq!(param(with("/messages", json!([]))), some("messages"));
     assert_eq!(param(with("/messages", json!("hi"))), some("messages"));
     assert_eq!(param(with("/messages/0", json!("hi"))), some("messages[0]"));
-    assert_eq!(
-        param(with("/messages/0/role", json!("system"))),
-        some("messages[0].role")
-    );
-    assert_eq!(
-        param(with("/messages/0/content", json!(3))),
-        some("messages[0].content")
-    );
-    assert_eq!(
-        param(with("/messages/0/content", json!([{"text": "x"}]))),
-        some("messages[0].content[0].type")
-    );
+    assert_eq!(param(with("/messages/0/role", json!("system"))), some("messages[0].role"));
+    assert_eq!(param(with("/messages/0/content", json!(3))), some("messages[0].content"));
+    assert_eq!(param(with("/messages/0/content", json!([{"text": "x"}]))), some("messages[0].content[0].type"));
     assert_eq!(
         param(with("/messages/0/content", json!([{"type": "text", "text": 1}]))),
         some("messages[0].content[0].text")
     );
     assert_eq!(
-        param(with(
-            "/messages/0/content",
-            json!([{"type": "tool_use", "id": "a", "name": "b", "input": "x"}])
-        )),
+        param(with("/messages/0/content", json!([{"type": "tool_use", "id": "a", "name": "b", "input": "x"}]))),
         some("messages[0].content[0].input")
     );
     assert_eq!(
-        param(with(
-            "/messages/0/content",
-            json!([{"type": "image", "source": {"type": "base64"}}])
-        )),
+        param(with("/messages/0/content", json!([{"type": "image", "source": {"type": "base64"}}]))),
         some("messages[0].content[0].source.media_type")
     );
     assert_eq!(param(with("/temperature", json!("hot"))), some("temperature"));
@@ -212,23 +173,11 @@ fn bad_requests_name_the_field() {
     assert_eq!(param(with("/stop_sequences", json!("END"))), some("stop_sequences"));
     assert_eq!(param(with("/stream", json!("yes"))), some("stream"));
     assert_eq!(param(with("/system", json!(1))), some("system"));
-    assert_eq!(
-        param(with("/system", json!([{"type": "image"}]))),
-        some("system[0].type")
-    );
+    assert_eq!(param(with("/system", json!([{"type": "image"}]))), some("system[0].type"));
     assert_eq!(param(with("/tools", json!({}))), some("tools"));
-    assert_eq!(
-        param(with("/tools", json!([{"name": "t"}]))),
-        some("tools[0].input_schema")
-    );
-    assert_eq!(
-        param(with("/tool_choice", json!({"type": "sometimes"}))),
-        some("tool_choice.type")
-    );
-    assert_eq!(
-        param(with("/tool_choice", json!({"type": "tool"}))),
-        some("tool_choice.name")
-    );
+    assert_eq!(param(with("/tools", json!([{"name": "t"}]))), some("tools[0].input_schema"));
+    assert_eq!(param(with("/tool_choice", json!({"type": "sometimes"}))), some("tool_choice.type"));
+    assert_eq!(param(with("/tool_choice", json!({"type": "tool"}))), some("tool_choice.name"));
 }
 
 #[test]
@@ -275,14 +224,7 @@ fn chain_override_lands_on_the_native_body() {
     assert_eq!(body["max_tokens"], 256);
     assert_eq!(body["stream"], true);
     let original: Value = serde_json::from_str(SAMPLE).unwrap();
-    for k in [
-        "system",
-        "messages",
-        "tools",
-        "tool_choice",
-        "stop_sequences",
-        "metadata",
-    ] {
+    for k in ["system", "messages", "tools", "tool_choice", "stop_sequences", "metadata"] {
         assert_eq!(body[k], original[k], "{k}");
     }
     // Key order is the caller's: overrides replace values in place.
@@ -309,11 +251,7 @@ fn edited_conversation_is_reencoded() {
 }
 
 fn tool_call(id: &str, args: &str) -> ContentPart {
-    ContentPart::ToolCall {
-        id: id.into(),
-        name: "get_weather".into(),
-        arguments: args.into(),
-    }
+    ContentPart::ToolCall { id: id.into(), name: "get_weather".into(), arguments: args.into() }
 }
 
 fn tool_result(id: &str, text: &str) -> ContentPart {
@@ -327,16 +265,8 @@ fn tool_result(id: &str, text: &str) -> ContentPart {
 
 /// What an OpenAI caller's conversation looks like once decoded.
 fn canonical_request() -> ChatRequest {
-    let user = |parts: Vec<ContentPart>| Message {
-        role: Role::User,
-        content: parts,
-        name: None,
-    };
-    let assistant = |parts: Vec<ContentPart>| Message {
-        role: Role::Assistant,
-        content: parts,
-        name: None,
-    };
+    let user = |parts: Vec<ContentPart>| Message { role: Role::User, content: parts, name: None };
+    let assistant = |parts: Vec<ContentPart>| Message { role: Role::Assistant, content: parts, name: None };
     ChatRequest {
         model: "smart".into(),
         system: vec![ContentPart::text("Be brief."), ContentPart::text("Answer in English.")],
@@ -344,12 +274,8 @@ fn canonical_request() -> ChatRequest {
             Message::text(Role::User, "Weather in Oslo"),
             user(vec![
                 ContentPart::text("and Bergen?"),
-                ContentPart::Image {
-                    source: ImageSource::Url("data:image/png;base64,iVBOR".into()),
-                },
-                ContentPart::Image {
-                    source: ImageSource::Url("https://x/map.png".into()),
-                },
+                ContentPart::Image { source: ImageSource::Url("data:image/png;base64,iVBOR".into()) },
+                ContentPart::Image { source: ImageSource::Url("https://x/map.png".into()) },
             ]),
             assistant(vec![
                 ContentPart::text(""),
@@ -365,10 +291,7 @@ fn canonical_request() -> ChatRequest {
             }]),
             user(vec![
                 ContentPart::text("Thanks. Which is warmer?"),
-                ContentPart::Other {
-                    dialect: Dialect::OpenAi,
-                    value: json!({"type": "input_audio"}),
-                },
+                ContentPart::Other { dialect: Dialect::OpenAi, value: json!({"type": "input_audio"}) },
             ]),
             assistant(vec![ContentPart::Other {
                 dialect: Dialect::Anthropic,
@@ -382,19 +305,10 @@ fn canonical_request() -> ChatRequest {
                 description: Some("Weather by city".into()),
                 parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
             },
-            ToolDef {
-                name: "now".into(),
-                description: None,
-                parameters: Value::Null,
-            },
+            ToolDef { name: "now".into(), description: None, parameters: Value::Null },
         ],
         tool_choice: Some(ToolChoice::Required),
-        params: Params {
-            max_tokens: None,
-            temperature: Some(0.5),
-            top_p: None,
-            stop: vec!["END".into()],
-        },
+        params: Params { max_tokens: None, temperature: Some(0.5), top_p: None, stop: vec!["END".into()] },
         response_format: Some(ResponseFormat::JsonSchema {
             name: "w".into(),
             schema: json!({"type": "object"}),
@@ -449,11 +363,7 @@ fn cross_dialect_edge_cases() {
     // A tool result placed after text in the same canonical message still leads the turn.
     req.messages = vec![
         Message::text(Role::Assistant, "I am the greeting."),
-        Message {
-            role: Role::User,
-            content: vec![ContentPart::text("here:"), tool_result("c", "r")],
-            name: None,
-        },
+        Message { role: Role::User, content: vec![ContentPart::text("here:"), tool_result("c", "r")], name: None },
     ];
     req.response_format = Some(ResponseFormat::JsonObject);
     req.system.clear();
@@ -468,12 +378,8 @@ fn cross_dialect_edge_cases() {
         assert_eq!(body["tool_choice"], want);
         assert_eq!(body["system"], "Respond only with a JSON object.");
         assert!(!body.contains_key("stream"));
-        let roles: Vec<&str> = body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["role"].as_str().unwrap())
-            .collect();
+        let roles: Vec<&str> =
+            body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
         assert_eq!(roles, ["user", "assistant", "user"]);
         assert_eq!(body["messages"][0]["content"][0]["text"], LEADING_USER_TURN);
         assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");

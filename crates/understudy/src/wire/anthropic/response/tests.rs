@@ -29,21 +29,13 @@ fn decodes_the_reference_sample() {
     match &choice.content[1] {
         ContentPart::ToolCall { id, name, arguments } => {
             assert_eq!((id.as_str(), name.as_str()), ("toolu_02", "get_weather"));
-            assert_eq!(
-                serde_json::from_str::<Value>(arguments).unwrap(),
-                json!({"city": "Oslo"})
-            );
+            assert_eq!(serde_json::from_str::<Value>(arguments).unwrap(), json!({"city": "Oslo"}));
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(
         resp.usage,
-        Usage {
-            input_tokens: 412 + 380,
-            output_tokens: 35,
-            cache_read_tokens: 380,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 412 + 380, output_tokens: 35, cache_read_tokens: 380, cache_write_tokens: 0 }
     );
     let (dialect, native) = resp.native.as_ref().unwrap();
     assert_eq!(*dialect, Dialect::Anthropic);
@@ -63,27 +55,17 @@ fn stop_reasons_and_skipped_blocks() {
     assert_eq!(r.choices[0].refusal.as_deref(), Some("I can't help with that."));
     assert!(r.choices[0].content.is_empty());
 
-    let cut = decode(&message(
-        "model_context_window_exceeded",
-        json!([{"type": "text", "text": "long"}]),
-    ))
-    .unwrap();
+    let cut = decode(&message("model_context_window_exceeded", json!([{"type": "text", "text": "long"}]))).unwrap();
     assert_eq!(cut.choices[0].finish_reason, FinishReason::Length);
     let max = decode(&message("max_tokens", json!([]))).unwrap();
     assert_eq!(max.choices[0].finish_reason, FinishReason::Length);
     let paused = decode(&message("pause_turn", json!([]))).unwrap();
-    assert_eq!(
-        paused.choices[0].finish_reason,
-        FinishReason::Other("pause_turn".into())
-    );
+    assert_eq!(paused.choices[0].finish_reason, FinishReason::Other("pause_turn".into()));
 
     let mut seq: Value = serde_json::from_slice(&message("stop_sequence", json!([]))).unwrap();
     seq["stop_sequence"] = json!("END");
     let seq = decode(seq.to_string().as_bytes()).unwrap();
-    assert_eq!(
-        seq.choices[0].finish_reason,
-        FinishReason::StopSequence(Some("END".into()))
-    );
+    assert_eq!(seq.choices[0].finish_reason, FinishReason::StopSequence(Some("END".into())));
 
     let blocks = json!([
         {"type": "thinking", "thinking": "let me see", "signature": "s"},
@@ -102,15 +84,7 @@ fn cache_writes_count_as_input() {
         "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
         "usage": {"input_tokens": 5, "output_tokens": 2, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 200}});
     let u = decode(body.to_string().as_bytes()).unwrap().usage;
-    assert_eq!(
-        u,
-        Usage {
-            input_tokens: 1205,
-            output_tokens: 2,
-            cache_read_tokens: 200,
-            cache_write_tokens: 1000
-        }
-    );
+    assert_eq!(u, Usage { input_tokens: 1205, output_tokens: 2, cache_read_tokens: 200, cache_write_tokens: 1000 });
 }
 
 #[test]
@@ -126,12 +100,7 @@ fn bodies_that_are_not_messages_are_invalid_responses() {
         br#"{"type":"message","content":[{"type":"tool_use","name":"x"}]}"#,
     ] {
         let f = decode(body).unwrap_err();
-        assert_eq!(
-            f.class,
-            FailureClass::InvalidResponse,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(f.class, FailureClass::InvalidResponse, "{}", String::from_utf8_lossy(body));
         assert_eq!(f.detail, Some("malformed_body"));
     }
 }
@@ -159,25 +128,13 @@ fn foreign() -> ChatResponse {
                     name: "get_weather".into(),
                     arguments: r#"{"city":"Oslo"}"#.into(),
                 },
-                ContentPart::ToolCall {
-                    id: "call_2".into(),
-                    name: "get_weather".into(),
-                    arguments: "{broken".into(),
-                },
-                ContentPart::Other {
-                    dialect: Dialect::OpenAi,
-                    value: json!({"type": "annotation"}),
-                },
+                ContentPart::ToolCall { id: "call_2".into(), name: "get_weather".into(), arguments: "{broken".into() },
+                ContentPart::Other { dialect: Dialect::OpenAi, value: json!({"type": "annotation"}) },
             ],
             finish_reason: FinishReason::ToolCalls,
             refusal: None,
         }],
-        usage: Usage {
-            input_tokens: 50,
-            output_tokens: 18,
-            cache_read_tokens: 20,
-            cache_write_tokens: 0,
-        },
+        usage: Usage { input_tokens: 50, output_tokens: 18, cache_read_tokens: 20, cache_write_tokens: 0 },
         native: Some((Dialect::OpenAi, json!({"object": "chat.completion"}))),
     }
 }
@@ -216,11 +173,7 @@ fn encoded_answers_decode_back() {
 
     for (reason, stop, seq) in [
         (FinishReason::Stop, "end_turn", Value::Null),
-        (
-            FinishReason::StopSequence(Some("END".into())),
-            "stop_sequence",
-            json!("END"),
-        ),
+        (FinishReason::StopSequence(Some("END".into())), "stop_sequence", json!("END")),
         (FinishReason::Length, "max_tokens", Value::Null),
         (FinishReason::ContentFilter, "refusal", Value::Null),
         (FinishReason::Other("recitation".into()), "end_turn", Value::Null),
@@ -244,10 +197,7 @@ fn a_refusal_without_text_becomes_the_text() {
     };
     let v = encode(&resp);
     assert_eq!(v["id"], "msg_1");
-    assert_eq!(
-        v["content"],
-        json!([{"type": "text", "text": "I can't help with that."}])
-    );
+    assert_eq!(v["content"], json!([{"type": "text", "text": "I can't help with that."}]));
     assert_eq!(v["stop_reason"], "refusal");
     // No choices at all still makes a valid, empty message.
     let empty = encode(&ChatResponse::default());

@@ -38,25 +38,15 @@ fn decode_chunks(chunks: &[&[u8]]) -> Vec<Result<Decoded, Malformed>> {
 }
 
 fn events_of(decoded: &[Result<Decoded, Malformed>]) -> Vec<StreamEvent> {
-    decoded
-        .iter()
-        .flat_map(|d| d.as_ref().expect("well-formed frame").events.clone())
-        .collect()
+    decoded.iter().flat_map(|d| d.as_ref().expect("well-formed frame").events.clone()).collect()
 }
 
 fn usage(input: u64, output: u64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Default::default()
-    }
+    Usage { input_tokens: input, output_tokens: output, ..Default::default() }
 }
 
 fn text(t: &str) -> StreamEvent {
-    StreamEvent::Text {
-        index: 0,
-        text: t.into(),
-    }
+    StreamEvent::Text { index: 0, text: t.into() }
 }
 
 fn call(call: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> StreamEvent {
@@ -76,18 +66,12 @@ fn decodes_the_reference_stream() {
     assert_eq!(
         events_of(&decoded),
         vec![
-            StreamEvent::Start {
-                id: Some("msg_01".into()),
-                model: Some("claude-sonnet-4-5-20250929".into())
-            },
+            StreamEvent::Start { id: Some("msg_01".into()), model: Some("claude-sonnet-4-5-20250929".into()) },
             StreamEvent::Usage(usage(25, 1)),
             text("Hello"),
             call(0, Some("toolu_02"), Some("get_weather"), ""),
             call(0, None, None, "{\"city\": \"Os"),
-            StreamEvent::Finish {
-                index: 0,
-                reason: FinishReason::ToolCalls
-            },
+            StreamEvent::Finish { index: 0, reason: FinishReason::ToolCalls },
             StreamEvent::Usage(usage(25, 42)),
             StreamEvent::Done,
         ]
@@ -129,10 +113,7 @@ fn in_stream_error_event() {
         "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"x\"}}\n\n";
     assert!(matches!(
         events_of(&decode_chunks(&[rate.as_bytes()]))[..],
-        [StreamEvent::Error(Failure {
-            class: FailureClass::RateLimited,
-            ..
-        })]
+        [StreamEvent::Error(Failure { class: FailureClass::RateLimited, .. })]
     ));
 }
 
@@ -161,33 +142,17 @@ fn skips_what_is_not_canonical_content() {
     }
     input.push_str("event: ping\n\n");
     let events = events_of(&decode_chunks(&[input.as_bytes()]));
-    let start_usage = Usage {
-        input_tokens: 115,
-        output_tokens: 1,
-        cache_read_tokens: 100,
-        cache_write_tokens: 5,
-    };
-    let end_usage = Usage {
-        input_tokens: 135,
-        output_tokens: 9,
-        cache_read_tokens: 120,
-        cache_write_tokens: 5,
-    };
+    let start_usage = Usage { input_tokens: 115, output_tokens: 1, cache_read_tokens: 100, cache_write_tokens: 5 };
+    let end_usage = Usage { input_tokens: 135, output_tokens: 9, cache_read_tokens: 120, cache_write_tokens: 5 };
     assert_eq!(
         events,
         vec![
-            StreamEvent::Start {
-                id: Some("msg_1".into()),
-                model: Some("m".into())
-            },
+            StreamEvent::Start { id: Some("msg_1".into()), model: Some("m".into()) },
             StreamEvent::Usage(start_usage),
             text("Pre"),
             // The server tool took no ordinal: this is the first client tool call.
             call(0, Some("toolu_1"), Some("f"), ""),
-            StreamEvent::Finish {
-                index: 0,
-                reason: FinishReason::Other("pause_turn".into())
-            },
+            StreamEvent::Finish { index: 0, reason: FinishReason::Other("pause_turn".into()) },
             StreamEvent::Usage(end_usage),
         ]
     );
@@ -235,10 +200,7 @@ fn encoder_writes_byte_exact_anthropic_sse() {
         StreamEvent::Start { id: None, model: None },
         text("Hel"),
         text("lo"),
-        StreamEvent::Finish {
-            index: 0,
-            reason: FinishReason::Stop,
-        },
+        StreamEvent::Finish { index: 0, reason: FinishReason::Stop },
         StreamEvent::Done,
     ];
     let out = encode_all(init(), &events, Some(usage(25, 2)));
@@ -263,12 +225,7 @@ fn encoder_writes_byte_exact_anthropic_sse() {
 
 #[test]
 fn encoder_output_decodes_to_the_same_events() {
-    let final_usage = Usage {
-        input_tokens: 125,
-        output_tokens: 30,
-        cache_read_tokens: 100,
-        cache_write_tokens: 0,
-    };
+    let final_usage = Usage { input_tokens: 125, output_tokens: 30, cache_read_tokens: 100, cache_write_tokens: 0 };
     let events = [
         text("Let me check. "),
         text("One moment."),
@@ -276,19 +233,13 @@ fn encoder_output_decodes_to_the_same_events() {
         call(0, None, None, "{\"city\":"),
         call(0, None, None, "\"Oslo\"}"),
         call(1, Some("call_2"), Some("get_time"), "{}"),
-        StreamEvent::Finish {
-            index: 0,
-            reason: FinishReason::ToolCalls,
-        },
+        StreamEvent::Finish { index: 0, reason: FinishReason::ToolCalls },
         StreamEvent::Usage(final_usage),
     ];
     let sse = encode_all(init(), &events, None);
     let decoded = events_of(&decode_chunks(&[sse.as_bytes()]));
     let mut expected = vec![
-        StreamEvent::Start {
-            id: Some("msg_chatcmpl-1".into()),
-            model: Some("gpt-4o".into()),
-        },
+        StreamEvent::Start { id: Some("msg_chatcmpl-1".into()), model: Some("gpt-4o".into()) },
         StreamEvent::Usage(usage(25, 0)),
     ];
     expected.extend(events[..5].iter().cloned());
@@ -302,31 +253,18 @@ fn encoder_output_decodes_to_the_same_events() {
     // The stop sequence survives too.
     let sse = encode_all(
         init(),
-        &[
-            text("a"),
-            StreamEvent::Finish {
-                index: 0,
-                reason: FinishReason::StopSequence(Some("END".into())),
-            },
-        ],
+        &[text("a"), StreamEvent::Finish { index: 0, reason: FinishReason::StopSequence(Some("END".into())) }],
         None,
     );
-    assert!(
-        events_of(&decode_chunks(&[sse.as_bytes()])).contains(&StreamEvent::Finish {
-            index: 0,
-            reason: FinishReason::StopSequence(Some("END".into()))
-        })
-    );
+    assert!(events_of(&decode_chunks(&[sse.as_bytes()]))
+        .contains(&StreamEvent::Finish { index: 0, reason: FinishReason::StopSequence(Some("END".into())) }));
 }
 
 #[test]
 fn encoder_edge_cases() {
     // Other choices, empty text and fragments whose block was closed write nothing.
     let events = [
-        StreamEvent::Text {
-            index: 1,
-            text: "other choice".into(),
-        },
+        StreamEvent::Text { index: 1, text: "other choice".into() },
         text(""),
         call(0, Some("call_1"), Some("a"), "{\"x\":"),
         call(1, Some("call_2"), Some("b"), ""),
@@ -345,10 +283,7 @@ fn encoder_edge_cases() {
     let sse = encode_all(init(), &[], None);
     let decoded = events_of(&decode_chunks(&[sse.as_bytes()]));
     assert_eq!(decoded.last(), Some(&StreamEvent::Done));
-    assert!(decoded.contains(&StreamEvent::Finish {
-        index: 0,
-        reason: FinishReason::Stop
-    }));
+    assert!(decoded.contains(&StreamEvent::Finish { index: 0, reason: FinishReason::Stop }));
 }
 
 #[test]
@@ -382,19 +317,8 @@ fn event_strategy() -> impl Strategy<Value = StreamEvent> {
     ];
     prop_oneof![
         (0u32..2, ".*").prop_map(|(index, text)| StreamEvent::Text { index, text }),
-        (
-            0u32..3,
-            proptest::option::of("[a-z_]{0,8}"),
-            proptest::option::of(".*"),
-            ".*"
-        )
-            .prop_map(|(c, id, name, arguments)| StreamEvent::ToolCall {
-                index: 0,
-                call: c,
-                id,
-                name,
-                arguments
-            }),
+        (0u32..3, proptest::option::of("[a-z_]{0,8}"), proptest::option::of(".*"), ".*")
+            .prop_map(|(c, id, name, arguments)| StreamEvent::ToolCall { index: 0, call: c, id, name, arguments }),
         reason.prop_map(|reason| StreamEvent::Finish { index: 0, reason }),
         (0u64..1000, 0u64..1000).prop_map(|(i, o)| StreamEvent::Usage(usage(i, o))),
         Just(StreamEvent::Done),

@@ -28,11 +28,7 @@ fn from_native(req: &ChatRequest, native: &Native, model: &str, stream: bool) ->
     set_stream_options(&mut body, stream);
     overwrite_params(&mut body, &req.params);
     if native.messages_edited {
-        let system_role = if uses_developer_role(&native.body) {
-            "developer"
-        } else {
-            "system"
-        };
+        let system_role = if uses_developer_role(&native.body) { "developer" } else { "system" };
         body.insert("messages".into(), Value::Array(messages(req, system_role)));
     }
     body
@@ -82,10 +78,9 @@ fn overwrite_params(body: &mut Map<String, Value>, params: &Params) {
 }
 
 fn uses_developer_role(body: &Map<String, Value>) -> bool {
-    body.get("messages").and_then(Value::as_array).is_some_and(|m| {
-        m.iter()
-            .any(|m| m.get("role").and_then(Value::as_str) == Some("developer"))
-    })
+    body.get("messages")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|m| m.get("role").and_then(Value::as_str) == Some("developer")))
 }
 
 fn from_canonical(req: &ChatRequest, model: &str, stream: bool) -> Map<String, Value> {
@@ -185,11 +180,8 @@ fn user_messages(message: &Message, out: &mut Vec<Value>) {
             out.push(json!({"role": "tool", "tool_call_id": call_id, "content": join_text(content, "\n")}));
         }
     }
-    let rest: Vec<&ContentPart> = message
-        .content
-        .iter()
-        .filter(|p| !matches!(p, ContentPart::ToolResult { .. }))
-        .collect();
+    let rest: Vec<&ContentPart> =
+        message.content.iter().filter(|p| !matches!(p, ContentPart::ToolResult { .. })).collect();
     let content = match rest.as_slice() {
         [] => return,
         [ContentPart::Text { text }] => Value::from(text.as_str()),
@@ -220,15 +212,9 @@ fn user_part(part: &ContentPart) -> Option<Value> {
             };
             Some(json!({"type": "image_url", "image_url": {"url": url}}))
         }
-        ContentPart::Other {
-            dialect: Dialect::OpenAi,
-            value,
-        } => Some(value.clone()),
+        ContentPart::Other { dialect: Dialect::OpenAi, value } => Some(value.clone()),
         ContentPart::Other { dialect, .. } => {
-            tracing::debug!(
-                dialect = dialect.as_str(),
-                "dropping a content block OpenAI cannot carry"
-            );
+            tracing::debug!(dialect = dialect.as_str(), "dropping a content block OpenAI cannot carry");
             None
         }
         ContentPart::ToolCall { .. } | ContentPart::ToolResult { .. } => None,
@@ -244,20 +230,17 @@ fn assistant_message(message: &Message) -> Value {
         .filter_map(|p| match p {
             ContentPart::ToolCall { id, name, arguments } => Some(tool_call_json(id, name, arguments)),
             // A custom tool call kept from an OpenAI request.
-            ContentPart::Other {
-                dialect: Dialect::OpenAi,
-                value,
-            } if value.get("type").and_then(Value::as_str) == Some("custom") => Some(value.clone()),
+            ContentPart::Other { dialect: Dialect::OpenAi, value }
+                if value.get("type").and_then(Value::as_str) == Some("custom") =>
+            {
+                Some(value.clone())
+            }
             _ => None,
         })
         .collect();
     let mut msg = Map::new();
     msg.insert("role".into(), "assistant".into());
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::from(text)
-    };
+    let content = if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::from(text) };
     msg.insert("content".into(), content);
     if let Some(name) = &message.name {
         msg.insert("name".into(), name.clone().into());

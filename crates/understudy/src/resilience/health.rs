@@ -1,0 +1,552 @@
+//! Health per deployment: breaker, cooldown, drain, retry budget, latency estimates and
+//! counters, kept across configuration reloads by deployment id. Every method takes the lock
+//! briefly and never across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::breaker::{Admit, Breaker, BreakerConfig, Transition};
+use super::budget::{Budget, BudgetConfig};
+use super::latency::{Adaptive, PeakEwma, Recent};
+use crate::failure::{Failure, FailureClass};
+
+/// Why a deployment is skipped right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    CircuitOpen { until: Instant },
+    CoolingDown { until: Instant },
+    Drained,
+}
+
+impl Unavailable {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Unavailable::CircuitOpen { .. } => "circuit_open",
+            Unavailable::CoolingDown { .. } => "cooling_down",
+            Unavailable::Drained => "drained",
+        }
+    }
+
+    /// When it may be available again (`None`: only by hand).
+    pub fn until(&self) -> Option<Instant> {
+        match self {
+            Unavailable::CircuitOpen { until } | Unavailable::CoolingDown { until } => Some(*until),
+            Unavailable::Drained => None,
+        }
+    }
+}
+
+/// Something operators should hear about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthEvent {
+    pub deployment: String,
+    pub kind: EventKind,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The breaker opened (or re-opened).
+    BreakerOpened,
+    /// Taken out of rotation for a long time: auth, deployment or quota failure.
+    Disabled,
+    /// Back in rotation (breaker closed).
+    Recovered,
+    Drained,
+    Restored,
+}
+
+/// A fault injected on the real attempt path (game days).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedFault {
+    /// Added before the request is sent.
+    #[serde(default, with = "opt_millis")]
+    pub latency_ms: Option<u64>,
+    /// Answer with this status instead of calling the provider.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Share of requests the status or hang applies to (default 1).
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// Never answer (until the attempt's own timeout).
+    #[serde(default)]
+    pub hang: bool,
+}
+
+mod opt_millis {
+    pub fn serialize<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(v, s)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+}
+
+struct State {
+    breaker: Breaker,
+    breaker_on: bool,
+    cooldown: Option<(Instant, String)>,
+    drained: Option<String>,
+    budget: Budget,
+    budget_on: bool,
+    ttft: Recent,
+    total: Recent,
+    ewma: PeakEwma,
+    in_flight: u32,
+    attempts: u64,
+    failures: [u64; FailureClass::ALL.len()],
+    last_failure: Option<(Instant, String)>,
+    fault: Option<InjectedFault>,
+}
+
+pub struct DeploymentHealth {
+    pub id: String,
+    state: Mutex<State>,
+    events: broadcast::Sender<HealthEvent>,
+}
+
+impl DeploymentHealth {
+    fn new(
+        id: &str,
+        breaker: Option<BreakerConfig>,
+        budget: Option<BudgetConfig>,
+        events: broadcast::Sender<HealthEvent>,
+    ) -> Self {
+        let now = Instant::now();
+        DeploymentHealth {
+            id: id.to_string(),
+            state: Mutex::new(State {
+                breaker: Breaker::new(breaker.unwrap_or_default(), now),
+                breaker_on: breaker.is_some(),
+                cooldown: None,
+                drained: None,
+                budget: Budget::new(budget.unwrap_or_default(), now),
+                budget_on: budget.is_some(),
+                ttft: Recent::new(256, Duration::from_secs(300)),
+                total: Recent::new(256, Duration::from_secs(300)),
+                ewma: PeakEwma::new(Duration::from_secs(10)),
+                in_flight: 0,
+                attempts: 0,
+                failures: [0; FailureClass::ALL.len()],
+                last_failure: None,
+                fault: None,
+            }),
+            events,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock still holds consistent counters: use it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn configure(&self, breaker: Option<BreakerConfig>, budget: Option<BudgetConfig>) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.breaker_on = breaker.is_some();
+        if let Some(b) = breaker {
+            s.breaker.set_config(b, now);
+        }
+        s.budget_on = budget.is_some();
+        if let Some(b) = budget {
+            s.budget = Budget::new(b, now);
+        }
+    }
+
+    /// Whether the planner should skip this deployment now (reserves nothing).
+    pub fn unavailable(&self, now: Instant) -> Option<Unavailable> {
+        let s = self.lock();
+        if s.drained.is_some() {
+            return Some(Unavailable::Drained);
+        }
+        if let Some((until, _)) = s.cooldown {
+            if now < until {
+                return Some(Unavailable::CoolingDown { until });
+            }
+        }
+        if s.breaker_on && !s.breaker.available(now) {
+            let until = match s.breaker.state(now) {
+                super::breaker::State::Open { until } => until,
+                _ => now + Duration::from_millis(100),
+            };
+            return Some(Unavailable::CircuitOpen { until });
+        }
+        None
+    }
+
+    /// Reserves the right to send one attempt: `Err` when it must be skipped after all (a
+    /// half-open breaker's probe slot was taken meanwhile).
+    pub fn admit(&self, now: Instant) -> Result<bool, Unavailable> {
+        if let Some(u) = self.unavailable(now) {
+            return Err(u);
+        }
+        let mut s = self.lock();
+        s.in_flight += 1;
+        s.attempts += 1;
+        if !s.breaker_on {
+            return Ok(false);
+        }
+        let (admit, t) = s.breaker.admit(now);
+        drop(s);
+        if let Some(t) = t {
+            self.emit(&t, true);
+        }
+        match admit {
+            Admit::Yes => Ok(false),
+            Admit::Probe => Ok(true),
+            Admit::No { until } => {
+                self.lock().in_flight -= 1;
+                Err(Unavailable::CircuitOpen { until })
+            }
+        }
+    }
+
+    /// An attempt reached its commit point (or completed).
+    pub fn success(&self, now: Instant, ttft: Option<Duration>, total: Option<Duration>) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if let Some(t) = ttft {
+            s.ttft.observe(now, t);
+            s.ewma.observe(now, t);
+        }
+        if let Some(t) = total {
+            s.total.observe(now, t);
+            if ttft.is_none() {
+                // A non-streaming answer's first token is its whole answer.
+                s.ewma.observe(now, t);
+            }
+        }
+        let t = if s.breaker_on { s.breaker.record(now, true, "") } else { None };
+        drop(s);
+        if let Some(t) = t {
+            self.emit(&t, true);
+        }
+    }
+
+    /// An attempt failed; the class decides the health effect (DESIGN section 3).
+    pub fn failure(&self, now: Instant, f: &Failure, limits_disable_for: Duration, rate_limit_cooldown: Duration) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if let Some(i) = FailureClass::ALL.iter().position(|c| *c == f.class) {
+            s.failures[i] += 1;
+        }
+        s.last_failure = Some((now, f.to_string()));
+        let mut events: Vec<(Transition, bool)> = Vec::new();
+        match f.class {
+            FailureClass::Auth | FailureClass::DeploymentInvalid => {
+                events.extend(self.disable(&mut s, now, limits_disable_for, f).map(|t| (t, false)));
+            }
+            FailureClass::RateLimited if f.is_quota_exhausted() => {
+                events.extend(self.disable(&mut s, now, limits_disable_for, f).map(|t| (t, false)));
+            }
+            FailureClass::RateLimited => {
+                let until = now + f.retry_after.unwrap_or(rate_limit_cooldown);
+                if s.cooldown.as_ref().is_none_or(|(u, _)| *u < until) {
+                    s.cooldown = Some((until, format!("rate limited: {f}")));
+                }
+            }
+            FailureClass::Connect
+            | FailureClass::Timeout
+            | FailureClass::Overloaded
+            | FailureClass::InvalidResponse
+            | FailureClass::StreamBroken => {
+                if s.breaker_on {
+                    if let Some(t) = s.breaker.record(now, false, &short(f)) {
+                        events.push((t, true));
+                    }
+                }
+            }
+            FailureClass::ContextWindow | FailureClass::ContentFiltered | FailureClass::InvalidRequest => {}
+        }
+        drop(s);
+        for (t, notify) in events {
+            self.emit(&t, notify);
+        }
+    }
+
+    /// The attempt was abandoned (a hedge lost, the caller left): no verdict on health.
+    pub fn abandoned(&self) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+    }
+
+    fn disable(&self, s: &mut State, now: Instant, for_: Duration, f: &Failure) -> Option<Transition> {
+        let reason = format!("disabled for {}: {}", humantime::format_duration(for_), short(f));
+        // The breaker carries the long cooldown, and its half-open probe afterwards.
+        let t = s.breaker.force_open(now, now + for_, &reason);
+        if t.is_some() {
+            let _ = self.events.send(HealthEvent { deployment: self.id.clone(), kind: EventKind::Disabled, reason });
+            metrics::counter!(crate::report::metrics::DISABLED, "deployment" => self.id.clone()).increment(1);
+        }
+        t
+    }
+
+    /// Reports a breaker transition; `notify` also tells alert subscribers.
+    fn emit(&self, t: &Transition, notify: bool) {
+        metrics::counter!(crate::report::metrics::BREAKER_TRANSITIONS, "deployment" => self.id.clone(), "to" => t.to)
+            .increment(1);
+        metrics::gauge!(crate::report::metrics::BREAKER_STATE, "deployment" => self.id.clone()).set(match t.to {
+            "closed" => 0.0,
+            "half_open" => 1.0,
+            _ => 2.0,
+        });
+        tracing::warn!(target: "understudy::health", deployment = %self.id, from = t.from, to = t.to, reason = %t.reason, "breaker");
+        let kind = match (t.from, t.to) {
+            _ if !notify => None,
+            (_, "open") => Some(EventKind::BreakerOpened),
+            ("half_open", "closed") | ("open", "closed") => Some(EventKind::Recovered),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let _ = self.events.send(HealthEvent { deployment: self.id.clone(), kind, reason: t.reason.clone() });
+        }
+    }
+
+    /// Spends one retry or hedge from this deployment's budget.
+    pub fn withdraw(&self, now: Instant) -> bool {
+        let mut s = self.lock();
+        if !s.budget_on {
+            return true;
+        }
+        let ok = s.budget.withdraw(now);
+        if !ok {
+            metrics::counter!(crate::report::metrics::BUDGET_EXHAUSTED, "deployment" => self.id.clone()).increment(1);
+        }
+        ok
+    }
+
+    pub fn deposit(&self, now: Instant) {
+        self.lock().budget.deposit(now);
+    }
+
+    /// The first-token limit for the next attempt.
+    pub fn ttft_limit(&self, now: Instant, a: &Adaptive) -> Duration {
+        let s = self.lock();
+        a.limit(s.ttft.quantile(now, 0.95, a.min_samples.max(1)))
+    }
+
+    /// A percentile of recent time to first token (for hedging delays).
+    pub fn ttft_quantile(&self, now: Instant, q: f64, min: usize) -> Option<Duration> {
+        self.lock().ttft.quantile(now, q, min)
+    }
+
+    /// Load-balancing cost: peak-EWMA of time to first token, scaled by requests in flight.
+    pub fn cost(&self) -> f64 {
+        let s = self.lock();
+        s.ewma.get().unwrap_or(0.0) * f64::from(s.in_flight + 1)
+    }
+
+    pub fn drain(&self, reason: &str) {
+        self.lock().drained = Some(reason.to_string());
+        let _ = self.events.send(HealthEvent {
+            deployment: self.id.clone(),
+            kind: EventKind::Drained,
+            reason: reason.into(),
+        });
+    }
+
+    /// Back into rotation: undrained, cooldown cleared, breaker closed.
+    pub fn restore(&self, reason: &str) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.drained = None;
+        s.cooldown = None;
+        let t = s.breaker.reset(now, reason);
+        drop(s);
+        if let Some(t) = t {
+            self.emit(&t, true);
+        }
+        let _ = self.events.send(HealthEvent {
+            deployment: self.id.clone(),
+            kind: EventKind::Restored,
+            reason: reason.into(),
+        });
+    }
+
+    pub fn set_fault(&self, fault: Option<InjectedFault>) {
+        self.lock().fault = fault;
+    }
+
+    pub fn fault(&self) -> Option<InjectedFault> {
+        self.lock().fault
+    }
+
+    /// Everything the admin API shows.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let s = self.lock();
+        let secs_until = |t: Instant| t.saturating_duration_since(now).as_secs_f64();
+        let bstate = s.breaker.state(now);
+        let (deposits, retries) = s.budget.usage(now);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        Snapshot {
+            deployment: self.id.clone(),
+            available: !(s.drained.is_some()
+                || s.cooldown.as_ref().is_some_and(|(u, _)| now < *u)
+                || (s.breaker_on && !s.breaker.available(now))),
+            breaker: BreakerSnapshot {
+                enabled: s.breaker_on,
+                state: bstate.name(),
+                reason: s.breaker.reason().to_string(),
+                since_secs_ago: now.saturating_duration_since(s.breaker.since()).as_secs_f64(),
+                open_for_secs: match bstate {
+                    super::breaker::State::Open { until } => Some(secs_until(until)),
+                    _ => None,
+                },
+                trips: s.breaker.trips(),
+            },
+            cooldown: s
+                .cooldown
+                .as_ref()
+                .filter(|(u, _)| now < *u)
+                .map(|(u, r)| Cooldown { reason: r.clone(), for_secs: secs_until(*u) }),
+            drained: s.drained.clone(),
+            latency_ms: Latency {
+                ttft_p50: ms(s.ttft.quantile(now, 0.5, 1)),
+                ttft_p95: ms(s.ttft.quantile(now, 0.95, 1)),
+                total_p50: ms(s.total.quantile(now, 0.5, 1)),
+                total_p95: ms(s.total.quantile(now, 0.95, 1)),
+                ttft_ewma: s.ewma.get().map(|v| v * 1e3),
+                samples: s.ttft.count(now).max(s.total.count(now)),
+            },
+            budget: BudgetSnapshot {
+                enabled: s.budget_on,
+                first_attempts: deposits,
+                retries,
+                remaining: s.budget.remaining(now).max(0.0),
+                refused: s.budget.exhausted,
+            },
+            in_flight: s.in_flight,
+            attempts: s.attempts,
+            failures: FailureClass::ALL
+                .iter()
+                .zip(s.failures.iter())
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| (c.as_str(), *n))
+                .collect(),
+            last_failure: s.last_failure.as_ref().map(|(t, m)| LastFailure {
+                secs_ago: now.saturating_duration_since(*t).as_secs_f64(),
+                message: m.clone(),
+            }),
+            injected_fault: s.fault,
+        }
+    }
+}
+
+fn short(f: &Failure) -> String {
+    let mut m = f.to_string();
+    if m.len() > 200 {
+        let mut cut = 200;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+    }
+    m
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub deployment: String,
+    pub available: bool,
+    pub breaker: BreakerSnapshot,
+    pub cooldown: Option<Cooldown>,
+    pub drained: Option<String>,
+    pub latency_ms: Latency,
+    pub budget: BudgetSnapshot,
+    pub in_flight: u32,
+    pub attempts: u64,
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+    pub last_failure: Option<LastFailure>,
+    pub injected_fault: Option<InjectedFault>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerSnapshot {
+    pub enabled: bool,
+    pub state: &'static str,
+    pub reason: String,
+    pub since_secs_ago: f64,
+    /// Seconds until half-open, when open.
+    pub open_for_secs: Option<f64>,
+    pub trips: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cooldown {
+    pub reason: String,
+    pub for_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub ttft_p50: Option<f64>,
+    pub ttft_p95: Option<f64>,
+    pub total_p50: Option<f64>,
+    pub total_p95: Option<f64>,
+    pub ttft_ewma: Option<f64>,
+    pub samples: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetSnapshot {
+    pub enabled: bool,
+    pub first_attempts: u64,
+    pub retries: u64,
+    pub remaining: f64,
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastFailure {
+    pub secs_ago: f64,
+    pub message: String,
+}
+
+/// Health of every deployment, by id, surviving reloads.
+pub struct HealthRegistry {
+    map: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
+    events: broadcast::Sender<HealthEvent>,
+}
+
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        let (events, _) = broadcast::channel(1024);
+        HealthRegistry { map: Mutex::default(), events }
+    }
+}
+
+impl HealthRegistry {
+    /// The health of `id`, created on first use; its settings follow the latest configuration.
+    pub fn get(&self, id: &str, breaker: Option<BreakerConfig>, budget: Option<BudgetConfig>) -> Arc<DeploymentHealth> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map.get(id) {
+            h.configure(breaker, budget);
+            return h.clone();
+        }
+        let h = Arc::new(DeploymentHealth::new(id, breaker, budget, self.events.clone()));
+        map.insert(id.to_string(), h.clone());
+        h
+    }
+
+    pub fn find(&self, id: &str) -> Option<Arc<DeploymentHealth>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<DeploymentHealth>> {
+        let mut v: Vec<_> = self.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Health events (breaker opened, disabled, recovered...), for alerts.
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {
+        self.events.subscribe()
+    }
+}
