@@ -83,6 +83,9 @@ impl Gateway {
         };
         let deadline = Instant::now() + opts.deadline.unwrap_or(route.limits.deadline);
         let exec = fallback::execute(&route, req, deadline).await;
+        if exec.result.is_ok() && !route.steps.is_empty() {
+            self.health.route_served(&route.name, exec.trace.fell_back());
+        }
         let result = match exec.result {
             Ok((_, Success::Complete(resp))) => Ok(Reply::Complete(resp)),
             Ok((_, Success::Stream(live))) => Ok(Reply::Stream(live)),

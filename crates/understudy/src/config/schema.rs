@@ -19,6 +19,32 @@ pub struct Config {
     pub defaults: Policy,
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Where to tell operators about incidents.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertFormat {
+    /// `{"event": ..., "subject": ..., "reason": ..., "at": ...}`
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message (`{"text": ...}`).
+    Slack,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The webhook URL (`${ENV}` allowed).
+    pub webhook: Secret,
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// At most one message per subject and event kind within this interval (default 5m), so an
+    /// incident sends a handful of messages, not thousands.
+    #[serde(default)]
+    pub min_interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +68,10 @@ pub struct ServerConfig {
     /// Let callers address `provider/model` directly, as a one-target route.
     #[serde(default = "yes")]
     pub direct_models: bool,
+    /// Keys for `/admin/*` (Bearer), separate from callers' keys. Without any, the admin API
+    /// only answers on a loopback listener.
+    #[serde(default)]
+    pub admin_keys: Vec<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +83,7 @@ impl Default for ServerConfig {
             max_body: default_max_body(),
             header_read_timeout: default_header_timeout(),
             direct_models: true,
+            admin_keys: vec![],
         }
     }
 }

@@ -44,6 +44,7 @@ impl Unavailable {
 /// Something operators should hear about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthEvent {
+    /// The deployment (or, for route events, the route).
     pub deployment: String,
     pub kind: EventKind,
     pub reason: String,
@@ -60,6 +61,10 @@ pub enum EventKind {
     Recovered,
     Drained,
     Restored,
+    /// A route began answering from a fallback (its first choice is failing or skipped).
+    FallbackStarted,
+    /// A route's first choice answers again.
+    FallbackEnded,
 }
 
 /// A fault injected on the real attempt path (game days).
@@ -513,12 +518,14 @@ pub struct LastFailure {
 pub struct HealthRegistry {
     map: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
     events: broadcast::Sender<HealthEvent>,
+    /// Routes currently answering from a fallback.
+    fallback_routes: Mutex<HashMap<String, bool>>,
 }
 
 impl Default for HealthRegistry {
     fn default() -> Self {
         let (events, _) = broadcast::channel(1024);
-        HealthRegistry { map: Mutex::default(), events }
+        HealthRegistry { map: Mutex::default(), events, fallback_routes: Mutex::default() }
     }
 }
 
@@ -548,5 +555,23 @@ impl HealthRegistry {
     /// Health events (breaker opened, disabled, recovered...), for alerts.
     pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {
         self.events.subscribe()
+    }
+
+    /// Notes whether a route's answer came from a fallback; reports the changes.
+    pub fn route_served(&self, route: &str, from_fallback: bool) {
+        let mut map = self.fallback_routes.lock().unwrap_or_else(|p| p.into_inner());
+        let was = map.get(route).copied().unwrap_or(false);
+        if was == from_fallback {
+            return;
+        }
+        map.insert(route.to_string(), from_fallback);
+        drop(map);
+        let (kind, reason) = if from_fallback {
+            (EventKind::FallbackStarted, "answers now come from a fallback")
+        } else {
+            (EventKind::FallbackEnded, "the first choice answers again")
+        };
+        tracing::warn!(target: "understudy::health", route, event = ?kind, "{reason}");
+        let _ = self.events.send(HealthEvent { deployment: route.to_string(), kind, reason: reason.to_string() });
     }
 }
