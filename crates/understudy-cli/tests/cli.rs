@@ -79,3 +79,75 @@ fn unreadable_files_are_reported() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+/// `understudy serve` as users run it: `--listen` overrides the file, and each request writes one
+/// JSON log line with its attempt trace and no credentials.
+#[tokio::test]
+async fn serve_logs_one_json_line_per_request_without_secrets() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mock = understudy_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!(
+        "server:\n  listen: 127.0.0.1:1\nproviders:\n  openai: {{ kind: openai, base_url: \"{}/v1\", api_key: \"${{UNDERSTUDY_TEST_SECRET}}\" }}\n  backup: {{ kind: anthropic, base_url: \"{}\", api_key: sk-ant-backup-secret-123 }}\nroutes:\n  r:\n    fallback_chain:\n      - {{ provider: openai, model: \"p+error=invalid_key\" }}\n      - {{ provider: backup, model: b }}\n",
+        mock.url(),
+        mock.url()
+    );
+    let dir = std::env::temp_dir().join(format!("understudy-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("serve.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("UNDERSTUDY_TEST_SECRET", "sk-test-very-secret-key-456")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let mut status = 0;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .post(&url)
+            .json(&serde_json::json!({"model": "r", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+        {
+            status = r.status().as_u16();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the --listen address serves");
+    let mut record = None;
+    let mut all = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while record.is_none() && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            all.push_str(&line);
+            all.push('\n');
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["target"] == "understudy::request" {
+                record = Some(v);
+            }
+        }
+    }
+    let _ = child.kill();
+    let record = record.unwrap_or_else(|| panic!("no request log line in:\n{all}"));
+    assert_eq!(record["route"], "r");
+    assert_eq!(record["served_by"], "backup/b");
+    assert_eq!(record["fell_back"], true);
+    let attempts: serde_json::Value = serde_json::from_str(record["attempts"].as_str().unwrap()).unwrap();
+    assert_eq!(attempts[0]["class"], "auth");
+    assert!(!all.contains("sk-test-very-secret-key-456") && !all.contains("sk-ant-backup-secret-123"), "{all}");
+}

@@ -173,7 +173,11 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
             } else {
                 503
             };
+            let skipped: Vec<String> = trace.skipped.iter().map(|s| format!("{}={}", s.deployment, s.reason)).collect();
             let message = match trace.attempts.len() {
+                0 if !skipped.is_empty() => {
+                    format!("every candidate of route `{}` is unavailable: {}", trace.route, skipped.join(", "))
+                }
                 0 => "no candidate could be tried before the deadline".to_string(),
                 n => format!(
                     "all {} candidates of route `{}` failed ({} attempts); last: {}",
@@ -185,6 +189,9 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
             };
             let mut err = ErrorBody::new(status, "all_candidates_failed", message).code("all_candidates_failed");
             err.extra.insert("attempts".into(), serde_json::to_value(&trace.attempts).unwrap_or_default());
+            if !trace.skipped.is_empty() {
+                err.extra.insert("skipped".into(), serde_json::to_value(&trace.skipped).unwrap_or_default());
+            }
             let mut resp = errors::response(front, &err);
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
