@@ -143,6 +143,7 @@ async fn serve_logs_one_json_line_per_request_without_secrets() {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     let record = record.unwrap_or_else(|| panic!("no request log line in:\n{all}"));
     assert_eq!(record["route"], "r");
     assert_eq!(record["served_by"], "backup/b");
