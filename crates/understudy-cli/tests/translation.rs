@@ -30,6 +30,8 @@ async fn openai_fields_reach_an_openai_provider_unchanged() {
         "response_format": {"type": "json_object"}, "logprobs": true, "top_logprobs": 2, "seed": 42,
         "metadata": {"a": "b"}, "user": "u1", "n": 1, "vendor_extra": {"x": [1]}
     });
+    // The caller asked for JSON: the answer must be JSON to pass validation.
+    env.mock.set_fault("m", understudy_mock::Fault { text: Some("{\"ok\": true}".into()), ..Default::default() });
     let r = env.chat(body.clone()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let got = &env.recorded("m")[0]["body"];

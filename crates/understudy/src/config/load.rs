@@ -164,6 +164,16 @@ impl Validator<'_> {
                 return Err(self.err(&["routes", rname, "fallback_chain"], "a route needs at least one target"));
             }
             self.check_policy(&["routes", rname], &r.policy())?;
+            for (key, list) in [("must_match", &r.validate.must_match), ("must_not_match", &r.validate.must_not_match)]
+            {
+                for re in list {
+                    if let Err(e) = regex::Regex::new(re) {
+                        return Err(
+                            self.err(&["routes", rname, "validate", key], format!("invalid regular expression: {e}"))
+                        );
+                    }
+                }
+            }
             for (i, t) in r.fallback_chain.iter().enumerate() {
                 let idx = format!("[{i}]");
                 self.check_target(&["routes", rname, "fallback_chain", &idx], t, c)?;

@@ -259,7 +259,37 @@ with_policy! {
         /// How equivalent deployments of one step are ordered.
         #[serde(default)]
         pub balance: Balance,
+        /// Rules an answer must pass; a failed rule fails over like an error.
+        #[serde(default)]
+        pub validate: ValidateConfig,
     }
+}
+
+/// Response validation rules. The first five are on by default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateConfig {
+    /// The answer has text or a tool call.
+    #[serde(default)]
+    pub non_empty: Option<bool>,
+    /// A `length` finish before the caller's `max_tokens` was reached is a truncation.
+    #[serde(default)]
+    pub truncation: Option<bool>,
+    /// With `response_format` json_object / json_schema, the text parses as JSON.
+    #[serde(default)]
+    pub json: Option<bool>,
+    /// With `response_format` json_schema, the JSON conforms to the caller's schema.
+    #[serde(default)]
+    pub json_schema: Option<bool>,
+    /// Tool-call arguments parse as a JSON object.
+    #[serde(default)]
+    pub tool_arguments: Option<bool>,
+    /// Regular expressions the answer text must match (all of them).
+    #[serde(default)]
+    pub must_match: Vec<String>,
+    /// Regular expressions the answer text must not match (e.g. refusals).
+    #[serde(default)]
+    pub must_not_match: Vec<String>,
 }
 
 with_policy! {

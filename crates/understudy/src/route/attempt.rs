@@ -15,8 +15,9 @@ use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamE
 use crate::failure::{Failure, FailureClass};
 use crate::provider::Call;
 use crate::resilience::health::InjectedFault;
+use crate::stream::accumulate::Accumulator;
 use crate::stream::{LiveStream, Timing};
-use crate::validate;
+use crate::validate::{self, Rules};
 
 /// Largest error body read from a provider; enough for any real error object.
 const MAX_ERROR_BODY: usize = 256 * 1024;
@@ -31,7 +32,12 @@ pub enum Success {
 }
 
 /// Sends `req` to `dep`. `deadline` is the whole request's deadline.
-pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) -> Result<Success, Failure> {
+pub async fn run(
+    dep: &Arc<Deployment>,
+    req: &ChatRequest,
+    rules: &Rules,
+    deadline: Instant,
+) -> Result<Success, Failure> {
     let started = Instant::now();
     let limits = &dep.limits;
     let attempt_deadline = deadline.min(started + limits.timeout);
@@ -101,7 +107,7 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
             Ok(Ok(b)) => b,
         };
         let response = dep.adapter.decode_response(&body).map_err(|f| redact(f, dep))?;
-        validate::check(&response, &req)?;
+        validate::check(&response, &req, rules)?;
         return Ok(Success::Complete(response));
     }
 
@@ -112,6 +118,8 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
     let mut malformed = 0u32;
     let mut ended = false;
     let mut finish: Option<FinishReason> = None;
+    // Rules that need the whole answer hold the stream back until it is complete and valid.
+    let mut whole = rules.needs_whole_answer(&req).then(Accumulator::default);
     loop {
         if out.is_empty() && !ended {
             match timeout_at(first_deadline, body.next()).await {
@@ -156,8 +164,22 @@ pub async fn run(dep: &Arc<Deployment>, req: &ChatRequest, deadline: Instant) ->
                 // A refusal with no text is still the answer: deliver it rather than fail over.
                 committed |=
                     ev.is_content() || matches!(ev, StreamEvent::Finish { reason: FinishReason::ContentFilter, .. });
+                if let Some(acc) = whole.as_mut() {
+                    acc.push(ev);
+                }
             }
+            let done = decoded.events.iter().any(|e| matches!(e, StreamEvent::Done));
             buffered.push(decoded);
+            if let Some(acc) = &whole {
+                // Held back: commit only once the answer is complete and passes the rules.
+                committed = false;
+                if done || (ended && acc.finished()) {
+                    validate::check(&acc.response(), &req, rules)?;
+                    committed = true;
+                    break;
+                }
+                continue;
+            }
             if committed {
                 break;
             }
@@ -279,10 +301,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn redact(mut f: Failure, dep: &Deployment) -> Failure {
     f.message = crate::failure::redact_secrets(&f.message, Some(dep.api_key.expose()));
     f
-}
-
-#[allow(dead_code)]
-fn _assert_send(dep: Arc<Deployment>, req: ChatRequest) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(run(&dep, &req, Instant::now() + Duration::from_secs(1)));
 }

@@ -17,6 +17,7 @@ use crate::canonical::ChatRequest;
 use crate::config::HedgeConfig;
 use crate::failure::{Failure, FailureClass};
 use crate::report::{AttemptRecord, Skipped, Trace};
+use crate::validate::Rules;
 
 /// Why no candidate answered.
 #[derive(Debug, Clone)]
@@ -60,7 +61,10 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
                 }
                 (s, if hedged { 2 } else { 1 })
             }
-            _ => ((try_deployment(dep, req, deadline, &mut trace, Some(&mut deferred)).await, dep.clone()), 1),
+            _ => (
+                (try_deployment(dep, req, &route.rules, deadline, &mut trace, Some(&mut deferred)).await, dep.clone()),
+                1,
+            ),
         };
         match step {
             (Step::Answered(s), who) => return answered(who, s, trace),
@@ -83,7 +87,7 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
             sleep_until(at).await;
             trace.waited += at - now;
         }
-        match try_deployment(&dep, req, deadline, &mut trace, None).await {
+        match try_deployment(&dep, req, &route.rules, deadline, &mut trace, None).await {
             Step::Answered(s) => return answered(dep, s, trace),
             Step::Stop(f) => return Execution { result: Err(Failed::Stopped(f)), trace },
             Step::Next(f) => last = f.or(last),
@@ -125,7 +129,7 @@ async fn hedged(
     let delay = hedge_delay(h, dep, now);
     let mut t1 = Trace::new(&route.name);
     let mut d1 = Vec::new();
-    let first = Box::pin(try_deployment(dep, req, deadline, &mut t1, Some(&mut d1)));
+    let first = Box::pin(try_deployment(dep, req, &route.rules, deadline, &mut t1, Some(&mut d1)));
     let timer = Box::pin(sleep_until((now + delay).min(deadline)));
     let (step, hedged) = match select(first, timer).await {
         Either::Left((step, _)) => (Some((step, dep.clone())), false),
@@ -139,7 +143,7 @@ async fn hedged(
                 trace.hedges += 1;
                 let mut t2 = Trace::new(&route.name);
                 let mut d2 = Vec::new();
-                let second = Box::pin(try_deployment(next, req, deadline, &mut t2, Some(&mut d2)));
+                let second = Box::pin(try_deployment(next, req, &route.rules, deadline, &mut t2, Some(&mut d2)));
                 let out = race(first, second, dep, next).await;
                 deferred.append(&mut d2);
                 trace.merge(t2);
@@ -196,6 +200,7 @@ fn hedge_delay(h: &HedgeConfig, dep: &Deployment, now: Instant) -> Duration {
 async fn try_deployment(
     dep: &Arc<Deployment>,
     req: &ChatRequest,
+    rules: &Rules,
     deadline: Instant,
     trace: &mut Trace,
     mut deferred: Option<&mut Deferred>,
@@ -221,7 +226,7 @@ async fn try_deployment(
         if retries == 0 {
             dep.health.deposit(t0);
         }
-        let result = attempt::run(dep, req, deadline).await;
+        let result = attempt::run(dep, req, rules, deadline).await;
         let now = Instant::now();
         let elapsed = now - t0;
         trace.upstream += elapsed;

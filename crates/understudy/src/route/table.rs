@@ -12,6 +12,7 @@ use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::budget::BudgetConfig;
 use crate::resilience::health::{DeploymentHealth, HealthRegistry};
 use crate::resilience::latency::Adaptive;
+use crate::validate::Rules;
 
 /// Settings resolved with precedence chain entry > route > `defaults` > built-in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,6 +171,7 @@ pub struct Route {
     pub description: Option<String>,
     pub hedge: Option<HedgeConfig>,
     pub balance: Balance,
+    pub rules: Arc<Rules>,
 }
 
 impl Route {
@@ -252,6 +254,7 @@ impl RouteTable {
                     description: rc.description.clone(),
                     hedge: rc.hedge,
                     balance: rc.balance,
+                    rules: Arc::new(Rules::from_config(&rc.validate)),
                 }),
             );
         }
@@ -301,6 +304,7 @@ impl RouteTable {
             description: None,
             hedge: None,
             balance: Balance::Weighted,
+            rules: Arc::new(Rules::default()),
         }))
     }
 

@@ -2,6 +2,7 @@
 //! stream under the idle and total limits; [`relay`] writes it in the caller's dialect;
 //! [`replay`] turns a complete answer into events (servers that ignore `stream: true`).
 
+pub mod accumulate;
 mod live;
 pub mod relay;
 pub mod replay;
