@@ -15,11 +15,13 @@ pub mod canonical;
 pub mod config;
 pub mod failure;
 pub mod gateway;
+pub mod models;
 pub mod provider;
 pub mod report;
 pub mod resilience;
 pub mod route;
 pub mod stream;
+pub mod tokens;
 pub mod validate;
 pub mod wire;
 

@@ -166,7 +166,10 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
         GatewayError::Exhausted { last, retry_after } => {
             let classes: Vec<FailureClass> = trace.failures().filter_map(|a| a.class).collect();
             let all = |c: FailureClass| !classes.is_empty() && classes.iter().all(|x| *x == c);
-            let status = if all(FailureClass::ContextWindow) {
+            let context_only = trace.skipped.iter().all(|s| s.reason == "context_window")
+                && classes.iter().all(|c| *c == FailureClass::ContextWindow)
+                && !(classes.is_empty() && trace.skipped.is_empty());
+            let status = if context_only {
                 400
             } else if all(FailureClass::RateLimited) {
                 429
@@ -187,7 +190,8 @@ fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response,
                     last
                 ),
             };
-            let mut err = ErrorBody::new(status, "all_candidates_failed", message).code("all_candidates_failed");
+            let code = if context_only { "context_length_exceeded" } else { "all_candidates_failed" };
+            let mut err = ErrorBody::new(status, "all_candidates_failed", message).code(code);
             err.extra.insert("attempts".into(), serde_json::to_value(&trace.attempts).unwrap_or_default());
             if !trace.skipped.is_empty() {
                 err.extra.insert("skipped".into(), serde_json::to_value(&trace.skipped).unwrap_or_default());

@@ -262,6 +262,10 @@ with_policy! {
         /// Rules an answer must pass; a failed rule fails over like an error.
         #[serde(default)]
         pub validate: ValidateConfig,
+        /// When only candidates with a smaller context window remain: skip them (`none`), or trim
+        /// the conversation to fit, keeping the system prompt and the latest user turn.
+        #[serde(default)]
+        pub truncate: TruncateMode,
     }
 }
 
@@ -322,6 +326,12 @@ with_policy! {
         /// Background health probe of this deployment.
         #[serde(default)]
         pub probe: Option<ProbeConfig>,
+        /// The model's context window in tokens (overrides the built-in table).
+        #[serde(default)]
+        pub context_window: Option<u32>,
+        /// The model's output limit in tokens (overrides the built-in table).
+        #[serde(default)]
+        pub max_output_tokens: Option<u32>,
     }
 }
 
@@ -451,4 +461,15 @@ pub struct ProbeConfig {
     pub kind: ProbeKind,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncateMode {
+    #[default]
+    None,
+    /// Drop the oldest turns first.
+    DropOldest,
+    /// Drop turns from the middle outward, keeping the opening and the latest turns.
+    MiddleOut,
 }

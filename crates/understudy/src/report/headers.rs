@@ -8,6 +8,7 @@ pub const FALLBACK_REASONS: &str = "x-understudy-fallback-reasons";
 pub const ROUTE: &str = "x-understudy-route";
 pub const REQUEST_ID: &str = "x-request-id";
 pub const HEDGES: &str = "x-understudy-hedges";
+pub const TRUNCATED: &str = "x-understudy-truncated";
 
 /// `(name, value)` pairs for a trace. Values are ASCII: deployment ids come from the
 /// configuration and classes are fixed names.
@@ -24,6 +25,9 @@ pub fn for_trace(trace: &Trace) -> Vec<(&'static str, String)> {
         .collect();
     if !reasons.is_empty() {
         h.push((FALLBACK_REASONS, reasons.join(", ")));
+    }
+    if !trace.truncated.is_empty() {
+        h.push((TRUNCATED, trace.truncated.join(", ")));
     }
     if trace.hedges > 0 {
         h.push((HEDGES, trace.hedges.to_string()));

@@ -93,6 +93,9 @@ pub struct Trace {
     /// Candidates passed over without a call.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Conversations trimmed to fit a smaller window: `deployment=mode:messages removed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
     /// Hedges started.
     #[serde(skip_serializing_if = "is_zero")]
     pub hedges: u32,
@@ -114,6 +117,7 @@ impl Trace {
             route: route.to_string(),
             attempts: Vec::new(),
             skipped: Vec::new(),
+            truncated: Vec::new(),
             hedges: 0,
             served_by: None,
             served_model: None,
@@ -126,6 +130,7 @@ impl Trace {
     pub fn merge(&mut self, other: Trace) {
         self.attempts.extend(other.attempts);
         self.skipped.extend(other.skipped);
+        self.truncated.extend(other.truncated);
         self.hedges += other.hedges;
         // Concurrent branches overlap in time; count the longer one as upstream time.
         self.upstream = self.upstream.max(other.upstream);

@@ -120,6 +120,7 @@ pub async fn run(
     let mut finish: Option<FinishReason> = None;
     // Rules that need the whole answer hold the stream back until it is complete and valid.
     let mut whole = rules.needs_whole_answer(&req).then(Accumulator::default);
+    let mut seen_content = false;
     loop {
         if out.is_empty() && !ended {
             match timeout_at(first_deadline, body.next()).await {
@@ -131,6 +132,24 @@ pub async fn run(
                     ended = true;
                 }
             }
+        }
+        let complete_whole = whole.as_ref().is_some_and(|a| a.finished() && seen_content);
+        if out.is_empty() && ended && complete_whole {
+            // A held-back answer whose provider closed without a terminator: judge what arrived.
+            if let Some(acc) = &whole {
+                validate::check(&acc.response(), &req, rules)?;
+            }
+            let ttft = started.elapsed();
+            let timing = Timing { started, ttft, deadline: attempt_deadline };
+            return Ok(Success::Stream(Box::new(LiveStream::new(
+                dep.clone(),
+                buffered,
+                Vec::new(),
+                body,
+                decoder,
+                timing,
+                malformed,
+            ))));
         }
         if out.is_empty() && ended {
             return Err(match finish {
@@ -155,15 +174,16 @@ pub async fn run(
                     StreamEvent::Error(f) => return Err(redact(f.clone(), dep)),
                     StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
                     // A terminator before any content: an empty answer.
-                    StreamEvent::Done if !committed => {
+                    StreamEvent::Done if !seen_content => {
                         return Err(Failure::new(FailureClass::InvalidResponse, "the stream ended without any content")
                             .detail("empty_content"))
                     }
                     _ => {}
                 }
                 // A refusal with no text is still the answer: deliver it rather than fail over.
-                committed |=
+                seen_content |=
                     ev.is_content() || matches!(ev, StreamEvent::Finish { reason: FinishReason::ContentFilter, .. });
+                committed |= seen_content;
                 if let Some(acc) = whole.as_mut() {
                     acc.push(ev);
                 }

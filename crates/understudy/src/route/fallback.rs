@@ -9,7 +9,10 @@ use std::time::Duration;
 use futures::future::{select, Either};
 use tokio::time::{sleep, sleep_until, Instant};
 
+use std::borrow::Cow;
+
 use super::attempt::{self, Success};
+use super::context::{self, Fit, Sizer};
 use super::decide::{decide, Decision};
 use super::plan;
 use super::table::{Deployment, Route};
@@ -49,27 +52,49 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
     let mut last = None;
     let mut hedges_left = route.hedge.map(|h| h.max.unwrap_or(1)).unwrap_or(0);
 
+    let mut sizer = Sizer::new(req);
+    let mut min_window: Option<u32> = None;
     let mut i = 0;
     while i < candidates.len() {
         let dep = &candidates[i];
-        let next = candidates.get(i + 1).filter(|_| hedges_left > 0);
+        let Some(prepared) = fit(dep, req, &mut sizer, route, min_window, &mut trace) else {
+            i += 1;
+            continue;
+        };
+        // A hedge goes to the next candidate that can hold the prompt.
+        let next = candidates
+            .get(i + 1)
+            .filter(|_| hedges_left > 0 && route.hedge.is_some())
+            .and_then(|n| fit(n, req, &mut sizer, route, min_window, &mut trace).map(|r| (n, r)));
         let (step, consumed) = match (route.hedge, next) {
-            (Some(h), Some(next)) => {
-                let (s, hedged) = hedged(route, &h, dep, next, req, deadline, &mut trace, &mut deferred).await;
+            (Some(h), Some((next, next_req))) => {
+                let (s, hedged) =
+                    hedged(route, &h, (dep, &prepared), (next, &next_req), deadline, &mut trace, &mut deferred).await;
                 if hedged {
                     hedges_left -= 1;
                 }
                 (s, if hedged { 2 } else { 1 })
             }
             _ => (
-                (try_deployment(dep, req, &route.rules, deadline, &mut trace, Some(&mut deferred)).await, dep.clone()),
+                (
+                    try_deployment(dep, &prepared, &route.rules, deadline, &mut trace, Some(&mut deferred)).await,
+                    dep.clone(),
+                ),
                 1,
             ),
         };
         match step {
             (Step::Answered(s), who) => return answered(who, s, trace),
             (Step::Stop(f), _) => return Execution { result: Err(Failed::Stopped(f)), trace },
-            (Step::Next(f), _) => last = f.or(last),
+            (Step::Next(f), _) => {
+                if let (Some(f), Some(w)) = (&f, dep.window) {
+                    // Only a larger window can help a prompt this model refused as too long.
+                    if f.class == FailureClass::ContextWindow {
+                        min_window = Some(min_window.unwrap_or(0).max(w.context_window));
+                    }
+                }
+                last = f.or(last);
+            }
         }
         i += consumed;
         if Instant::now() >= deadline {
@@ -87,7 +112,8 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
             sleep_until(at).await;
             trace.waited += at - now;
         }
-        match try_deployment(&dep, req, &route.rules, deadline, &mut trace, None).await {
+        let Some(prepared) = fit(&dep, req, &mut sizer, route, min_window, &mut trace) else { continue };
+        match try_deployment(&dep, &prepared, &route.rules, deadline, &mut trace, None).await {
             Step::Answered(s) => return answered(dep, s, trace),
             Step::Stop(f) => return Execution { result: Err(Failed::Stopped(f)), trace },
             Step::Next(f) => last = f.or(last),
@@ -107,6 +133,9 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
 }
 
 fn answered(dep: Arc<Deployment>, s: Success, mut trace: Trace) -> Execution {
+    // Only the trimming of the request that was answered matters to the caller.
+    let prefix = format!("{}=", dep.id);
+    trace.truncated.retain(|n| n.starts_with(&prefix));
     trace.served_by = Some(dep.id.clone());
     trace.served_model = Some(dep.model.clone());
     Execution { result: Ok((dep, s)), trace }
@@ -114,13 +143,11 @@ fn answered(dep: Arc<Deployment>, s: Success, mut trace: Trace) -> Execution {
 
 /// Runs `dep`, and if it has not committed after the hedge delay, `next` as well; the first to
 /// commit wins and the other is dropped (cancelled). Returns whether `next` was started.
-#[allow(clippy::too_many_arguments)]
 async fn hedged(
     route: &Route,
     h: &HedgeConfig,
-    dep: &Arc<Deployment>,
-    next: &Arc<Deployment>,
-    req: &ChatRequest,
+    (dep, req): (&Arc<Deployment>, &ChatRequest),
+    (next, next_req): (&Arc<Deployment>, &ChatRequest),
     deadline: Instant,
     trace: &mut Trace,
     deferred: &mut Deferred,
@@ -143,7 +170,7 @@ async fn hedged(
                 trace.hedges += 1;
                 let mut t2 = Trace::new(&route.name);
                 let mut d2 = Vec::new();
-                let second = Box::pin(try_deployment(next, req, &route.rules, deadline, &mut t2, Some(&mut d2)));
+                let second = Box::pin(try_deployment(next, next_req, &route.rules, deadline, &mut t2, Some(&mut d2)));
                 let out = race(first, second, dep, next).await;
                 deferred.append(&mut d2);
                 trace.merge(t2);
@@ -184,6 +211,29 @@ where
             Step::Stop(f) => Some((Step::Stop(f), da.clone())),
             Step::Next(fa) => Some((Step::Next(fa.or(fb)), da.clone())),
         },
+    }
+}
+
+/// The request to send `dep`, or `None` (recorded as a skip) when the prompt cannot fit it.
+fn fit<'a>(
+    dep: &Deployment,
+    req: &'a ChatRequest,
+    sizer: &mut Sizer<'a>,
+    route: &Route,
+    min_window: Option<u32>,
+    trace: &mut Trace,
+) -> Option<Cow<'a, ChatRequest>> {
+    match context::prepare(dep, req, sizer, route.truncate, min_window) {
+        Fit::Send(r, note) => {
+            if let Some(n) = note {
+                trace.truncated.push(n);
+            }
+            Some(r)
+        }
+        Fit::Skip => {
+            trace.skipped.push(Skipped { deployment: dep.id.clone(), reason: "context_window", until: None });
+            None
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! * [`fallback`]: the loop that ties them together under one deadline
 
 pub mod attempt;
+pub mod context;
 pub mod decide;
 pub mod fallback;
 pub mod plan;

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Balance, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TtftTimeout};
+use crate::config::{
+    Balance, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TruncateMode, TtftTimeout,
+};
+use crate::models::{self, ModelLimits};
 use crate::provider::{self, Adapter, Endpoint};
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::budget::BudgetConfig;
@@ -152,6 +155,8 @@ pub struct Deployment {
     /// Shared by every route that lists this deployment, and kept across reloads.
     pub health: Arc<DeploymentHealth>,
     pub probe: Option<ProbeConfig>,
+    /// Context window and output limit, from the entry or the built-in table.
+    pub window: Option<ModelLimits>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -172,6 +177,7 @@ pub struct Route {
     pub hedge: Option<HedgeConfig>,
     pub balance: Balance,
     pub rules: Arc<Rules>,
+    pub truncate: TruncateMode,
 }
 
 impl Route {
@@ -232,6 +238,7 @@ impl RouteTable {
                     http: clients.get(limits.connect_timeout),
                     health: dep_health,
                     probe: t.probe,
+                    window: window_for(&t.model, t.context_window, t.max_output_tokens),
                 });
                 // Only explicit, equal priorities form a group; unprioritised entries stay sequential.
                 match (t.priority, last_priority) {
@@ -255,6 +262,7 @@ impl RouteTable {
                     hedge: rc.hedge,
                     balance: rc.balance,
                     rules: Arc::new(Rules::from_config(&rc.validate)),
+                    truncate: rc.truncate,
                 }),
             );
         }
@@ -295,6 +303,7 @@ impl RouteTable {
             http: self.clients.get(limits.connect_timeout),
             health: self.health.get(model, limits.breaker, limits.budget),
             probe: None,
+            window: window_for(target_model, None, None),
         });
         Some(Arc::new(Route {
             name: model.to_string(),
@@ -305,6 +314,7 @@ impl RouteTable {
             hedge: None,
             balance: Balance::Weighted,
             rules: Arc::new(Rules::default()),
+            truncate: TruncateMode::None,
         }))
     }
 
@@ -350,4 +360,15 @@ pub fn build_client(connect_timeout: Duration) -> reqwest::Client {
         .pool_max_idle_per_host(256)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn window_for(model: &str, context: Option<u32>, output: Option<u32>) -> Option<ModelLimits> {
+    let known = models::limits(model);
+    match (context, output, known) {
+        (Some(c), o, k) => {
+            Some(ModelLimits { context_window: c, max_output: o.or(k.map(|k| k.max_output)).unwrap_or(c) })
+        }
+        (None, Some(o), Some(k)) => Some(ModelLimits { max_output: o, ..k }),
+        (None, _, k) => k,
+    }
 }
