@@ -256,6 +256,8 @@ async fn an_injected_fault_fails_over_opens_the_breaker_and_recovers_through_a_h
     }
     let r = a.send(Method::PUT, "/admin/faults/openai/nope", Some(json!({"hang": true}))).await;
     assert_openai_error(&r, 404, "deployment_not_found");
+    let r = a.send(Method::DELETE, "/admin/faults/openai/%FF", None).await;
+    assert_openai_error(&r, 400, "invalid_admin_request");
     for id in ["openai/primary", "anthropic/backup"] {
         let r = a.send(Method::PUT, &format!("/admin/faults/{id}"), Some(json!({"latency_ms": 5}))).await;
         assert_eq!(r.status, 200);

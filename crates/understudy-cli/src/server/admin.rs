@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
@@ -107,6 +108,13 @@ fn not_found(code: &'static str, message: impl Into<String>) -> Refused {
 
 type Answer = Result<Json<Value>, Refused>;
 
+/// The id in the path; a rejection (bad percent-encoding) is answered as JSON too.
+type PathArg = Result<Path<String>, PathRejection>;
+
+fn path(p: PathArg) -> Result<String, Refused> {
+    p.map(|Path(s)| s).map_err(|e| bad_request(format!("invalid path: {e}")))
+}
+
 /// `GET /admin/state`.
 async fn show_state(State(state): State<Arc<AppState>>) -> Json<Value> {
     let (now, wall) = (Instant::now(), SystemTime::now());
@@ -185,7 +193,8 @@ fn show(h: &DeploymentHealth) -> Json<Value> {
 }
 
 /// `POST /admin/deployments/{id}/drain` and `.../restore`, with an optional `{"reason": "..."}`.
-async fn deployment_action(State(state): State<Arc<AppState>>, Path(rest): Path<String>, body: Bytes) -> Answer {
+async fn deployment_action(State(state): State<Arc<AppState>>, rest: PathArg, body: Bytes) -> Answer {
+    let rest = path(rest)?;
     let Some((id, action)) = rest.rsplit_once('/') else {
         return Err(not_found("not_found", "use /admin/deployments/{id}/drain or .../restore"));
     };
@@ -220,7 +229,8 @@ fn reason(body: &[u8]) -> Result<Option<String>, Refused> {
 }
 
 /// `PUT /admin/faults/{id}` with an injected fault.
-async fn set_fault(State(state): State<Arc<AppState>>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn set_fault(State(state): State<Arc<AppState>>, id: PathArg, body: Bytes) -> Answer {
+    let id = path(id)?;
     let fault: InjectedFault = serde_json::from_slice(&body)
         .map_err(|e| bad_request(format!("invalid fault: {e}; expected {{latency_ms, status, error_rate, hang}}")))?;
     check_fault(&fault).map_err(bad_request)?;
@@ -248,7 +258,8 @@ fn check_fault(f: &InjectedFault) -> Result<(), String> {
 }
 
 /// `DELETE /admin/faults/{id}`.
-async fn clear_fault(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+async fn clear_fault(State(state): State<Arc<AppState>>, id: PathArg) -> Answer {
+    let id = path(id)?;
     let h = find(&state, &id)?;
     h.set_fault(None);
     tracing::warn!(target: "understudy::admin", deployment = %id, "fault cleared");
