@@ -25,7 +25,7 @@ impl Keys {
     }
 
     /// Compares against every key without stopping early, so timing reveals nothing.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub fn accepts(&self, presented: &[u8]) -> bool {
         let mut ok = subtle::Choice::from(0);
         for k in &self.0 {
             ok |= k.as_slice().ct_eq(presented);
@@ -35,14 +35,14 @@ impl Keys {
 }
 
 fn presented(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-        let b = v.as_bytes();
-        let prefix = b"Bearer ";
-        if b.len() > prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            return Some(&b[prefix.len()..]);
-        }
-    }
-    headers.get("x-api-key").map(|v| v.as_bytes())
+    bearer(headers).or_else(|| headers.get("x-api-key").map(|v| v.as_bytes()))
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let b = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
+    let prefix = b"Bearer ";
+    (b.len() > prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &b[prefix.len()..])
 }
 
 pub async fn require(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

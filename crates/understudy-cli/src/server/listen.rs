@@ -2,6 +2,7 @@
 //! milliseconds), a header-read timeout against slow clients, graceful shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,11 +11,39 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use understudy::resilience::probe::Probes;
 
 pub struct ServerHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    background: Background,
+}
+
+/// Tasks that live as long as the server: health probes and the alert sender. Dropping it (or
+/// the handle) stops them.
+#[derive(Default)]
+pub struct Background {
+    pub probes: Option<Arc<Probes>>,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    fn stop(&mut self) {
+        if let Some(p) = &self.probes {
+            p.stop();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl ServerHandle {
@@ -26,10 +55,17 @@ impl ServerHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting; open connections finish their current request.
-    pub async fn shutdown(self) {
+    /// Stops accepting and stops probes and alerts; open connections finish their current
+    /// request.
+    pub async fn shutdown(mut self) {
+        self.background.stop();
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+
+    pub(super) fn with_background(mut self, background: Background) -> Self {
+        self.background = background;
+        self
     }
 
     /// Runs until the accept loop ends (it never does unless shut down).
@@ -74,5 +110,5 @@ pub async fn serve(app: Router, listen: SocketAddr, header_timeout: Duration) ->
             });
         }
     });
-    Ok(ServerHandle { addr, stop, task })
+    Ok(ServerHandle { addr, stop, task, background: Background::default() })
 }

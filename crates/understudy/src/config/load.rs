@@ -150,6 +150,21 @@ impl Validator<'_> {
                 self.warnings.push(format!("server.api_keys: environment variable {var} is not set"));
             }
         }
+        for k in &c.server.admin_keys {
+            for var in k.missing_vars() {
+                self.warnings.push(format!("server.admin_keys: environment variable {var} is not set"));
+            }
+        }
+        if let Some(a) = &c.alerts {
+            let url = a.webhook.expose().trim();
+            if !a.webhook.missing_vars().is_empty() {
+                let vars = a.webhook.missing_vars().join(", ");
+                self.warnings.push(format!("alerts.webhook: environment variable {vars} is not set; alerts are off"));
+            } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // The URL is a secret: say what is wrong without repeating it.
+                return Err(self.err(&["alerts", "webhook"], "not an http(s) URL"));
+            }
+        }
         if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(
                 self.err(&["server", "listen"], format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen))
@@ -208,6 +223,14 @@ impl Validator<'_> {
         if let Some(temp) = t.temperature {
             if !(0.0..=2.0).contains(&temp) {
                 return Err(self.err(&key("temperature"), "temperature must be between 0 and 2"));
+            }
+        }
+        if let Some(p) = &t.probe {
+            if p.interval.0.is_zero() {
+                return Err(self.err(&key("probe"), "probe.interval must be greater than zero"));
+            }
+            if p.timeout.is_some_and(|d| d.0.is_zero()) {
+                return Err(self.err(&key("probe"), "probe.timeout must be greater than zero"));
             }
         }
         if let Some(k) = &t.api_key {
@@ -395,5 +418,24 @@ routes:
         let src = "providers:\n  p:\n    kind: openai\nroutes:\n  r:\n    fallback_chain:\n      - provider: p\n        model: m\n      - provider: q\n        model: m\n";
         let e = load_str(src, "c.yaml").unwrap_err();
         assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn probes_and_alerts_are_checked() {
+        let src = SEED.replace("priority: 2,", "priority: 2, probe: { interval: 0s },");
+        let e = load_str(&src, "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("routes.smart.fallback_chain[1].probe"), "{e}");
+        let ok = SEED.replace("priority: 2,", "priority: 2, probe: { interval: 30s, kind: completion, timeout: 5s },");
+        let l = load_str(&ok, "c.yaml").unwrap();
+        let p = l.config.routes["smart"].fallback_chain[1].probe.unwrap();
+        assert_eq!(p.kind, crate::config::ProbeKind::Completion);
+
+        let alerts = format!("{SEED}alerts:\n  webhook: \"hooks.example/secret-path\"\n");
+        let e = load_str(&alerts, "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("alerts.webhook"), "{e}");
+        assert!(!e.to_string().contains("secret-path"), "the URL is a secret: {e}");
+        let unset = format!("{SEED}alerts:\n  webhook: \"${{UNDERSTUDY_TEST_UNSET_HOOK}}\"\n  format: slack\n");
+        let l = load_str(&unset, "c.yaml").unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("alerts are off")), "{:?}", l.warnings);
     }
 }

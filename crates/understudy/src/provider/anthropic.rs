@@ -4,8 +4,9 @@
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{merge_params, secret_header, to_body, Adapter, Call, UpstreamRequest};
+use super::{merge_params, secret_header, to_body, Adapter, Call, Endpoint, UpstreamRequest};
 use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::config::Secret;
 use crate::failure::{Failure, FailureClass};
 use crate::wire::anthropic::{error, request, response, stream};
 use crate::wire::StreamDecoder;
@@ -21,21 +22,8 @@ impl Adapter for Anthropic {
         let endpoint = call.endpoint;
         let mut body = request::encode(req, call.model, call.stream);
         merge_params(&mut body, call.extra_params);
-
-        let mut headers = HeaderMap::new();
+        let mut headers = auth_headers(endpoint, call.api_key)?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // No key configured: send none, so a proxy that adds its own credentials still works.
-        if !call.api_key.is_empty() {
-            headers.insert(HeaderName::from_static("x-api-key"), secret_header(call.api_key.expose())?);
-        }
-        let version = HeaderValue::from_str(&endpoint.anthropic_version).map_err(|_| {
-            Failure::new(
-                FailureClass::DeploymentInvalid,
-                "the configured anthropic_version is not a valid header value",
-            )
-            .detail("bad_config")
-        })?;
-        headers.insert(HeaderName::from_static("anthropic-version"), version);
         // Configured headers come last so they can override (anthropic-beta, a proxy's auth...).
         for (name, value) in &endpoint.headers {
             headers.insert(name.clone(), value.clone());
@@ -55,6 +43,31 @@ impl Adapter for Anthropic {
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new())
     }
+
+    /// `GET {base_url}/v1/models` with `x-api-key` and `anthropic-version`.
+    fn models_request(&self, endpoint: &Endpoint, api_key: &Secret) -> Option<Result<UpstreamRequest, Failure>> {
+        Some(auth_headers(endpoint, api_key).map(|mut headers| {
+            for (name, value) in &endpoint.headers {
+                headers.insert(name.clone(), value.clone());
+            }
+            UpstreamRequest { url: format!("{}/v1/models", endpoint.base_url), headers, body: Default::default() }
+        }))
+    }
+}
+
+/// `x-api-key` (when a key is configured) and `anthropic-version`.
+fn auth_headers(endpoint: &Endpoint, api_key: &Secret) -> Result<HeaderMap, Failure> {
+    let mut headers = HeaderMap::new();
+    // No key configured: send none, so a proxy that adds its own credentials still works.
+    if !api_key.is_empty() {
+        headers.insert(HeaderName::from_static("x-api-key"), secret_header(api_key.expose())?);
+    }
+    let version = HeaderValue::from_str(&endpoint.anthropic_version).map_err(|_| {
+        Failure::new(FailureClass::DeploymentInvalid, "the configured anthropic_version is not a valid header value")
+            .detail("bad_config")
+    })?;
+    headers.insert(HeaderName::from_static("anthropic-version"), version);
+    Ok(headers)
 }
 
 #[cfg(test)]
@@ -98,6 +111,17 @@ mod tests {
         assert_eq!(body["top_k"], 5);
         assert_eq!(body["metadata"], json!({"user_id": "u"}));
         assert!(!format!("{:?}", up.headers).contains("sk-ant-entry"));
+    }
+
+    #[test]
+    fn models_listing_uses_the_chat_credentials() {
+        let up = Anthropic.models_request(&endpoint(), &Secret::new("sk-ant-entry")).unwrap().unwrap();
+        assert_eq!(up.url, "http://127.0.0.1:9999/v1/models");
+        assert_eq!(up.headers["x-api-key"], "sk-ant-entry");
+        assert!(up.headers["x-api-key"].is_sensitive());
+        assert_eq!(up.headers["anthropic-version"], "2023-06-01");
+        assert_eq!(up.headers["anthropic-beta"], "feat-a");
+        assert!(up.body.is_empty());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 
-use super::{merge_params, secret_header, to_body, Adapter, Call, UpstreamRequest};
+use super::{merge_params, secret_header, to_body, Adapter, Call, Endpoint, UpstreamRequest};
 use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::config::Secret;
 use crate::failure::Failure;
 use crate::wire::gemini::{error, request, response, stream};
 use crate::wire::StreamDecoder;
@@ -21,7 +22,7 @@ impl Adapter for Gemini {
         merge_params(&mut body, call.extra_params);
         Ok(UpstreamRequest {
             url: url(&call.endpoint.base_url, call.model, call.stream),
-            headers: headers(call)?,
+            headers: headers(call.endpoint, call.api_key)?,
             body: to_body(&body),
         })
     }
@@ -36,6 +37,15 @@ impl Adapter for Gemini {
 
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new())
+    }
+
+    /// `GET {base_url}/models` with `x-goog-api-key`.
+    fn models_request(&self, endpoint: &Endpoint, api_key: &Secret) -> Option<Result<UpstreamRequest, Failure>> {
+        let url = format!("{}/models", endpoint.base_url);
+        Some(headers(endpoint, api_key).map(|mut headers| {
+            headers.remove(CONTENT_TYPE);
+            UpstreamRequest { url, headers, body: Default::default() }
+        }))
     }
 }
 
@@ -64,13 +74,13 @@ fn path_segment(s: &str) -> String {
 }
 
 /// The key goes in `x-goog-api-key`, never in the URL, so that it cannot reach a log line.
-fn headers(call: &Call<'_>) -> Result<HeaderMap, Failure> {
+fn headers(endpoint: &Endpoint, api_key: &Secret) -> Result<HeaderMap, Failure> {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if !call.api_key.is_empty() {
-        h.insert("x-goog-api-key", secret_header(call.api_key.expose())?);
+    if !api_key.is_empty() {
+        h.insert("x-goog-api-key", secret_header(api_key.expose())?);
     }
-    for (name, value) in &call.endpoint.headers {
+    for (name, value) in &endpoint.headers {
         h.insert(name.clone(), value.clone());
     }
     Ok(h)
@@ -166,6 +176,16 @@ mod tests {
         let empty = Secret::new("");
         let call = Call { api_key: &empty, ..call };
         assert!(!Gemini.build(&request(), &call).unwrap().headers.contains_key("x-goog-api-key"));
+    }
+
+    #[test]
+    fn models_listing_keeps_the_key_out_of_the_url() {
+        let up = Gemini.models_request(&endpoint(), &Secret::new("AIza-secret")).unwrap().unwrap();
+        assert_eq!(up.url, "https://generativelanguage.googleapis.com/v1beta/models");
+        assert_eq!(up.headers["x-goog-api-key"], "AIza-secret");
+        assert!(up.headers["x-goog-api-key"].is_sensitive());
+        assert_eq!(up.headers["x-team"], "blue");
+        assert!(up.body.is_empty());
     }
 
     #[test]

@@ -100,6 +100,13 @@ pub trait Adapter: Send + Sync {
     /// Classifies a non-2xx answer from its status, headers and body.
     fn classify_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure;
     fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+    /// The provider's model listing, sent as a `GET` (the body is empty) by background health
+    /// probes: free, and it proves the endpoint answers and the key is accepted. `None` when the
+    /// provider has no listing.
+    fn models_request(&self, endpoint: &Endpoint, api_key: &Secret) -> Option<Result<UpstreamRequest, Failure>> {
+        let _ = (endpoint, api_key);
+        None
+    }
 }
 
 /// The adapter for a provider kind.

@@ -5,8 +5,9 @@
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 
-use super::{merge_params, secret_header, to_body, Adapter, Call, UpstreamRequest};
+use super::{merge_params, secret_header, to_body, Adapter, Call, Endpoint, UpstreamRequest};
 use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::config::Secret;
 use crate::failure::Failure;
 use crate::wire::openai::{error, request, response, stream};
 use crate::wire::StreamDecoder;
@@ -47,14 +48,34 @@ impl Adapter for OpenAi {
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new())
     }
+
+    /// `GET {base_url}/models` with the same credentials as a chat call.
+    fn models_request(&self, endpoint: &Endpoint, api_key: &Secret) -> Option<Result<UpstreamRequest, Failure>> {
+        let mut headers = HeaderMap::new();
+        if !api_key.is_empty() {
+            match secret_header(&format!("Bearer {}", api_key.expose())) {
+                Ok(v) => headers.insert(AUTHORIZATION, v),
+                Err(f) => return Some(Err(f)),
+            };
+        }
+        for (name, value) in &endpoint.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Some(Ok(UpstreamRequest { url: url(&endpoint.base_url, "models"), headers, body: Default::default() }))
+    }
 }
 
 /// `{base_url}/chat/completions`. A query in the base URL stays at the end, so that an Azure
 /// classic deployment (`…/openai/deployments/{name}?api-version=2024-10-21`) can be configured.
 fn chat_url(base_url: &str) -> String {
+    url(base_url, "chat/completions")
+}
+
+/// `{base_url}/{path}`, keeping a query in the base URL at the end.
+fn url(base_url: &str, path: &str) -> String {
     match base_url.split_once('?') {
-        Some((base, query)) => format!("{}/chat/completions?{query}", base.trim_end_matches('/')),
-        None => format!("{base_url}/chat/completions"),
+        Some((base, query)) => format!("{}/{path}?{query}", base.trim_end_matches('/')),
+        None => format!("{base_url}/{path}"),
     }
 }
 
@@ -149,6 +170,24 @@ mod tests {
         let err = OpenAi.build(&ChatRequest::default(), &call).unwrap_err();
         assert_eq!(err.class, FailureClass::Auth);
         assert!(!err.message.contains("bad"));
+    }
+
+    #[test]
+    fn models_listing_uses_the_chat_credentials() {
+        let ep = endpoint(vec![(HeaderName::from_static("openai-project"), HeaderValue::from_static("proj_1"))]);
+        let up = OpenAi.models_request(&ep, &Secret::new("sk-entry")).unwrap().unwrap();
+        assert_eq!(up.url, "https://api.openai.com/v1/models");
+        assert_eq!(up.headers[AUTHORIZATION], "Bearer sk-entry");
+        assert!(up.headers[AUTHORIZATION].is_sensitive());
+        assert_eq!(up.headers["openai-project"], "proj_1");
+        assert!(up.body.is_empty());
+        let none = OpenAi.models_request(&ep, &Secret::new("")).unwrap().unwrap();
+        assert!(none.headers.get(AUTHORIZATION).is_none());
+        assert_eq!(
+            url("https://r.example/openai/v1?api-version=1", "models"),
+            "https://r.example/openai/v1/models?api-version=1"
+        );
+        assert_eq!(OpenAi.models_request(&ep, &Secret::new("a\nb")).unwrap().unwrap_err().class, FailureClass::Auth);
     }
 
     #[test]

@@ -57,3 +57,7 @@ pub const DISABLED: &str = "understudy_deployment_disabled_total";
 pub const BUDGET_EXHAUSTED: &str = "understudy_retry_budget_exhausted_total";
 pub const HEDGES: &str = "understudy_hedges_total";
 pub const SKIPPED: &str = "understudy_skipped_total";
+pub const PROBES: &str = "understudy_probes_total";
+pub const ALERTS_SENT: &str = "understudy_alerts_sent_total";
+pub const ALERTS_SUPPRESSED: &str = "understudy_alerts_suppressed_total";
+pub const ALERTS_FAILED: &str = "understudy_alerts_failed_total";

@@ -109,6 +109,27 @@ struct State {
     failures: [u64; FailureClass::ALL.len()],
     last_failure: Option<(Instant, String)>,
     fault: Option<InjectedFault>,
+    probes: ProbeRecord,
+}
+
+/// Background probe results (see `resilience::probe`).
+#[derive(Default)]
+struct ProbeRecord {
+    last: Option<(Instant, bool, String)>,
+    ok: u64,
+    failed: u64,
+    inconclusive: u64,
+}
+
+/// What one background probe found.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeOutcome<'a> {
+    Healthy,
+    /// Counts against the deployment like a failed attempt.
+    Failed(&'a Failure),
+    /// Says nothing about the deployment (a model listing refused for want of a permission the
+    /// chat calls do not need, for instance): shown, but without health effect.
+    Inconclusive(&'a Failure),
 }
 
 pub struct DeploymentHealth {
@@ -142,6 +163,7 @@ impl DeploymentHealth {
                 failures: [0; FailureClass::ALL.len()],
                 last_failure: None,
                 fault: None,
+                probes: ProbeRecord::default(),
             }),
             events,
         }
@@ -243,13 +265,29 @@ impl DeploymentHealth {
             s.failures[i] += 1;
         }
         s.last_failure = Some((now, f.to_string()));
+        let events = self.apply_failure(&mut s, now, f, limits_disable_for, rate_limit_cooldown);
+        drop(s);
+        for (t, notify) in events {
+            self.emit(&t, notify);
+        }
+    }
+
+    /// The health effect of one failure (an attempt's or a background probe's).
+    fn apply_failure(
+        &self,
+        s: &mut State,
+        now: Instant,
+        f: &Failure,
+        disable_for: Duration,
+        rate_limit_cooldown: Duration,
+    ) -> Vec<(Transition, bool)> {
         let mut events: Vec<(Transition, bool)> = Vec::new();
         match f.class {
             FailureClass::Auth | FailureClass::DeploymentInvalid => {
-                events.extend(self.disable(&mut s, now, limits_disable_for, f).map(|t| (t, false)));
+                events.extend(self.disable(s, now, disable_for, f).map(|t| (t, false)));
             }
             FailureClass::RateLimited if f.is_quota_exhausted() => {
-                events.extend(self.disable(&mut s, now, limits_disable_for, f).map(|t| (t, false)));
+                events.extend(self.disable(s, now, disable_for, f).map(|t| (t, false)));
             }
             FailureClass::RateLimited => {
                 let until = now + f.retry_after.unwrap_or(rate_limit_cooldown);
@@ -270,6 +308,40 @@ impl DeploymentHealth {
             }
             FailureClass::ContextWindow | FailureClass::ContentFiltered | FailureClass::InvalidRequest => {}
         }
+        events
+    }
+
+    /// A background health probe's verdict. A failure counts like an attempt's. A success only
+    /// matters to a half-open breaker, where it is the probe that closes it: while closed it
+    /// would reset the streak of real failures, and while open it would cut short the rest the
+    /// open period gives a struggling provider.
+    pub fn probe_result(
+        &self,
+        now: Instant,
+        outcome: ProbeOutcome<'_>,
+        disable_for: Duration,
+        rate_limit_cooldown: Duration,
+    ) {
+        let mut s = self.lock();
+        let events = match outcome {
+            ProbeOutcome::Healthy => {
+                s.probes.ok += 1;
+                s.probes.last = Some((now, true, String::new()));
+                let half_open = matches!(s.breaker.state(now), super::breaker::State::HalfOpen { .. });
+                let t = if s.breaker_on && half_open { s.breaker.record(now, true, "") } else { None };
+                t.map(|t| (t, true)).into_iter().collect()
+            }
+            ProbeOutcome::Failed(f) => {
+                s.probes.failed += 1;
+                s.probes.last = Some((now, false, short(f)));
+                self.apply_failure(&mut s, now, f, disable_for, rate_limit_cooldown)
+            }
+            ProbeOutcome::Inconclusive(f) => {
+                s.probes.inconclusive += 1;
+                s.probes.last = Some((now, false, format!("inconclusive: {}", short(f))));
+                Vec::new()
+            }
+        };
         drop(s);
         for (t, notify) in events {
             self.emit(&t, notify);
@@ -297,11 +369,7 @@ impl DeploymentHealth {
     fn emit(&self, t: &Transition, notify: bool) {
         metrics::counter!(crate::report::metrics::BREAKER_TRANSITIONS, "deployment" => self.id.clone(), "to" => t.to)
             .increment(1);
-        metrics::gauge!(crate::report::metrics::BREAKER_STATE, "deployment" => self.id.clone()).set(match t.to {
-            "closed" => 0.0,
-            "half_open" => 1.0,
-            _ => 2.0,
-        });
+        metrics::gauge!(crate::report::metrics::BREAKER_STATE, "deployment" => self.id.clone()).set(gauge_value(t.to));
         tracing::warn!(target: "understudy::health", deployment = %self.id, from = t.from, to = t.to, reason = %t.reason, "breaker");
         let kind = match (t.from, t.to) {
             _ if !notify => None,
@@ -383,6 +451,13 @@ impl DeploymentHealth {
         self.lock().fault
     }
 
+    /// Sets the breaker-state gauge to the current state, so that `/metrics` lists every
+    /// deployment from the start rather than from its first transition.
+    pub fn publish_state(&self, now: Instant) {
+        let state = self.lock().breaker.state(now).name();
+        metrics::gauge!(crate::report::metrics::BREAKER_STATE, "deployment" => self.id.clone()).set(gauge_value(state));
+    }
+
     /// Everything the admin API shows.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let s = self.lock();
@@ -440,7 +515,24 @@ impl DeploymentHealth {
                 message: m.clone(),
             }),
             injected_fault: s.fault,
+            probe: (s.probes.ok + s.probes.failed + s.probes.inconclusive > 0).then(|| ProbeSnapshot {
+                ok: s.probes.ok,
+                failed: s.probes.failed,
+                inconclusive: s.probes.inconclusive,
+                last_ok: s.probes.last.as_ref().map(|(_, ok, _)| *ok),
+                last_secs_ago: s.probes.last.as_ref().map(|(t, _, _)| now.saturating_duration_since(*t).as_secs_f64()),
+                last_failure: s.probes.last.as_ref().filter(|(_, ok, _)| !ok).map(|(_, _, m)| m.clone()),
+            }),
         }
+    }
+}
+
+/// `understudy_breaker_state`: 0 closed, 1 half-open, 2 open.
+fn gauge_value(state: &str) -> f64 {
+    match state {
+        "closed" => 0.0,
+        "half_open" => 1.0,
+        _ => 2.0,
     }
 }
 
@@ -470,6 +562,18 @@ pub struct Snapshot {
     pub failures: std::collections::BTreeMap<&'static str, u64>,
     pub last_failure: Option<LastFailure>,
     pub injected_fault: Option<InjectedFault>,
+    /// Background probe results, when the deployment is probed.
+    pub probe: Option<ProbeSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeSnapshot {
+    pub ok: u64,
+    pub failed: u64,
+    pub inconclusive: u64,
+    pub last_ok: Option<bool>,
+    pub last_secs_ago: Option<f64>,
+    pub last_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -557,6 +661,14 @@ impl HealthRegistry {
         self.events.subscribe()
     }
 
+    /// Routes whose latest answer came from a fallback.
+    pub fn fallback_routes(&self) -> Vec<String> {
+        let map = self.fallback_routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<String> = map.iter().filter(|(_, on)| **on).map(|(r, _)| r.clone()).collect();
+        v.sort();
+        v
+    }
+
     /// Notes whether a route's answer came from a fallback; reports the changes.
     pub fn route_served(&self, route: &str, from_fallback: bool) {
         let mut map = self.fallback_routes.lock().unwrap_or_else(|p| p.into_inner());
@@ -573,5 +685,87 @@ impl HealthRegistry {
         };
         tracing::warn!(target: "understudy::health", route, event = ?kind, "{reason}");
         let _ = self.events.send(HealthEvent { deployment: route.to_string(), kind, reason: reason.to_string() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(3600);
+    const COOL: Duration = Duration::from_secs(5);
+
+    fn setup() -> (HealthRegistry, Arc<DeploymentHealth>) {
+        let reg = HealthRegistry::default();
+        let h = reg.get("p/m", Some(BreakerConfig::default()), None);
+        (reg, h)
+    }
+
+    fn down() -> Failure {
+        Failure::new(FailureClass::Overloaded, "503").status(503)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probe_failures_alone_open_the_breaker_and_a_half_open_probe_closes_it() {
+        let (reg, h) = setup();
+        let mut events = reg.subscribe();
+        let f = down();
+        let auth = Failure::new(FailureClass::Auth, "listing refused");
+        h.probe_result(Instant::now(), ProbeOutcome::Inconclusive(&auth), LONG, COOL);
+        for _ in 0..5 {
+            h.probe_result(Instant::now(), ProbeOutcome::Failed(&f), LONG, COOL);
+        }
+        let s = h.snapshot(Instant::now());
+        assert_eq!(s.breaker.state, "open");
+        assert_eq!(s.attempts, 0);
+        let p = s.probe.unwrap();
+        assert_eq!((p.ok, p.failed, p.inconclusive, p.last_ok), (0, 5, 1, Some(false)));
+        assert_eq!(events.try_recv().unwrap().kind, EventKind::BreakerOpened);
+
+        // While open, a success does not cut the open period short.
+        h.probe_result(Instant::now(), ProbeOutcome::Healthy, LONG, COOL);
+        assert_eq!(h.snapshot(Instant::now()).breaker.state, "open");
+
+        tokio::time::advance(BreakerConfig::default().open_for).await;
+        h.probe_result(Instant::now(), ProbeOutcome::Healthy, LONG, COOL);
+        let s = h.snapshot(Instant::now());
+        assert_eq!(s.breaker.state, "closed");
+        assert_eq!(s.breaker.reason, "probe succeeded");
+        let e = events.try_recv().unwrap();
+        assert_eq!((e.kind, e.deployment.as_str()), (EventKind::Recovered, "p/m"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_success_does_not_hide_a_streak_of_real_failures() {
+        let (_reg, h) = setup();
+        for _ in 0..4 {
+            h.admit(Instant::now()).unwrap();
+            h.failure(Instant::now(), &down(), LONG, COOL);
+        }
+        h.probe_result(Instant::now(), ProbeOutcome::Healthy, LONG, COOL);
+        h.admit(Instant::now()).unwrap();
+        h.failure(Instant::now(), &down(), LONG, COOL);
+        assert_eq!(h.snapshot(Instant::now()).breaker.state, "open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completion_probe_refused_for_auth_disables() {
+        let (_reg, h) = setup();
+        let f = Failure::new(FailureClass::Auth, "key revoked").status(401);
+        h.probe_result(Instant::now(), ProbeOutcome::Failed(&f), LONG, COOL);
+        let s = h.snapshot(Instant::now());
+        assert!(!s.available);
+        assert!(s.breaker.reason.starts_with("disabled for 1h"), "{}", s.breaker.reason);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fallback_routes_are_listed() {
+        let reg = HealthRegistry::default();
+        reg.route_served("a", true);
+        reg.route_served("b", false);
+        reg.route_served("c", true);
+        assert_eq!(reg.fallback_routes(), vec!["a".to_string(), "c".to_string()]);
+        reg.route_served("a", false);
+        assert_eq!(reg.fallback_routes(), vec!["c".to_string()]);
     }
 }

@@ -7,4 +7,5 @@ pub mod breaker;
 pub mod budget;
 pub mod health;
 pub mod latency;
+pub mod probe;
 pub mod window;

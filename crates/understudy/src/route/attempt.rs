@@ -222,7 +222,7 @@ pub async fn run(
 
 /// A game-day fault, applied where a real one would strike: latency before sending, then an
 /// error status (classified by the provider's own adapter) or a hang until the attempt's limit.
-async fn injected(dep: &Deployment, fault: &InjectedFault, until: Instant, stream: bool) -> Option<Failure> {
+pub(crate) async fn injected(dep: &Deployment, fault: &InjectedFault, until: Instant, stream: bool) -> Option<Failure> {
     let what = if stream { "ttft" } else { "total" };
     if let Some(ms) = fault.latency_ms {
         let wake = Instant::now() + Duration::from_millis(ms);
