@@ -6,10 +6,12 @@
 //!   receives every unknown top-level field unchanged;
 //! * [`ContentPart::Other`] keeps content blocks of a dialect the canonical model has no name for.
 
+mod embeddings;
 mod request;
 mod response;
 mod stream;
 
+pub use embeddings::*;
 pub use request::*;
 pub use response::*;
 pub use stream::*;

@@ -104,11 +104,26 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
-    /// OpenAI or any OpenAI-compatible server (vLLM, Ollama, Groq, Together, DeepSeek...).
+    /// OpenAI or any OpenAI-compatible server given a `base_url`.
     Openai,
     Anthropic,
     /// Google AI Gemini API (generativelanguage).
     Gemini,
+    /// AWS Bedrock Runtime, Converse and ConverseStream (SigV4 or a Bedrock API key).
+    Bedrock,
+    /// Azure OpenAI: deployment URLs with `api_version`, or the v1 API without.
+    Azure,
+    /// Google Vertex AI: Gemini and Anthropic models, OAuth2 access tokens.
+    Vertex,
+    // OpenAI-compatible presets: known base URLs and quirks, so an entry is one line.
+    Groq,
+    Together,
+    Mistral,
+    Deepseek,
+    Fireworks,
+    Openrouter,
+    Ollama,
+    Vllm,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +142,31 @@ pub struct ProviderConfig {
     /// Anthropic only: the `anthropic-version` header (default `2023-06-01`).
     #[serde(default)]
     pub anthropic_version: Option<String>,
+    /// Bedrock: the AWS region (else `AWS_REGION` / `AWS_DEFAULT_REGION`). Vertex: see `location`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock: credentials (else the standard `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN` variables). With `api_key` set instead, a Bedrock API key is sent as a
+    /// bearer token without SigV4.
+    #[serde(default)]
+    pub aws_access_key_id: Option<Secret>,
+    #[serde(default)]
+    pub aws_secret_access_key: Option<Secret>,
+    #[serde(default)]
+    pub aws_session_token: Option<Secret>,
+    /// Azure: `api-version` for deployment URLs (`/openai/deployments/{model}/...`); without it,
+    /// the v1 API (`/openai/v1/...`) with the deployment name as `model`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Vertex: the Google Cloud project and location (`us-central1`, `global`, `us`, `eu`).
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Vertex: a service-account key file (JSON); its signed JWT is exchanged for an access
+    /// token, refreshed before expiry. Or give a ready token as `api_key`.
+    #[serde(default)]
+    pub credentials_file: Option<EnvString>,
 }
 
 /// Declares a config struct that carries the timeout and retry keys inline (serde's `flatten`

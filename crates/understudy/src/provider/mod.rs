@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::canonical::{ChatRequest, ChatResponse, Dialect, EmbeddingsRequest, EmbeddingsResponse};
 use crate::config::{ProviderConfig, ProviderKind, Secret};
 use crate::failure::Failure;
 use crate::wire::StreamDecoder;
@@ -64,6 +64,18 @@ pub fn default_base_url(kind: ProviderKind) -> &'static str {
         ProviderKind::Openai => "https://api.openai.com/v1",
         ProviderKind::Anthropic => "https://api.anthropic.com",
         ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+        // Derived from the region / resource / project at call time; these are placeholders.
+        ProviderKind::Bedrock => "https://bedrock-runtime.us-east-1.amazonaws.com",
+        ProviderKind::Azure => "https://example.openai.azure.com",
+        ProviderKind::Vertex => "https://aiplatform.googleapis.com",
+        ProviderKind::Groq => "https://api.groq.com/openai/v1",
+        ProviderKind::Together => "https://api.together.xyz/v1",
+        ProviderKind::Mistral => "https://api.mistral.ai/v1",
+        ProviderKind::Deepseek => "https://api.deepseek.com/v1",
+        ProviderKind::Fireworks => "https://api.fireworks.ai/inference/v1",
+        ProviderKind::Openrouter => "https://openrouter.ai/api/v1",
+        ProviderKind::Ollama => "http://127.0.0.1:11434/v1",
+        ProviderKind::Vllm => "http://127.0.0.1:8000/v1",
     }
 }
 
@@ -107,6 +119,18 @@ pub trait Adapter: Send + Sync {
         let _ = (endpoint, api_key);
         None
     }
+    /// Encodes an embeddings request; providers without embeddings refuse it as
+    /// `deployment_invalid` (so a route fails over to one that has them).
+    fn build_embeddings(&self, req: &EmbeddingsRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
+        let _ = (req, call);
+        Err(Failure::new(crate::FailureClass::DeploymentInvalid, "this provider kind has no embeddings endpoint")
+            .detail("no_embeddings"))
+    }
+    /// Decodes a 2xx embeddings answer.
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingsResponse, Failure> {
+        let _ = body;
+        Err(Failure::new(crate::FailureClass::InvalidResponse, "this provider kind has no embeddings endpoint"))
+    }
 }
 
 /// The adapter for a provider kind.
@@ -115,6 +139,18 @@ pub fn adapter(kind: ProviderKind) -> Arc<dyn Adapter> {
         ProviderKind::Openai => Arc::new(openai::OpenAi),
         ProviderKind::Anthropic => Arc::new(anthropic::Anthropic),
         ProviderKind::Gemini => Arc::new(gemini::Gemini),
+        // Being written (issue: provider breadth); until then they speak plain OpenAI.
+        ProviderKind::Bedrock
+        | ProviderKind::Azure
+        | ProviderKind::Vertex
+        | ProviderKind::Groq
+        | ProviderKind::Together
+        | ProviderKind::Mistral
+        | ProviderKind::Deepseek
+        | ProviderKind::Fireworks
+        | ProviderKind::Openrouter
+        | ProviderKind::Ollama
+        | ProviderKind::Vllm => Arc::new(openai::OpenAi),
     }
 }
 
