@@ -3,6 +3,8 @@
 
 mod common;
 
+#[allow(unused_imports)]
+use common::fault;
 use common::*;
 use serde_json::{json, Value};
 use understudy_mock::Fault;
@@ -196,4 +198,84 @@ async fn max_tokens_beyond_a_fallbacks_output_limit_is_clamped() {
     let r = env.chat(json!({"model": "r", "max_tokens": 10000, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(env.recorded("claude-3-haiku")[0]["body"]["max_tokens"], 4096);
+}
+
+#[tokio::test]
+async fn content_filtered_without_a_chain_returns_the_providers_reason() {
+    let env = env(&two("")).await;
+    env.mock.set_fault("primary", fault("error=content_policy"));
+    let r = env.chat(openai_body("r")).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(env.upstream("backup"), 0, "content policy is not failed over by default");
+    // An answer finished by the content filter is delivered as such.
+    env.mock.set_fault("primary", Fault { content_filter: true, ..Default::default() });
+    let r = env.chat(openai_body("r")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["choices"][0]["finish_reason"], "content_filter");
+}
+
+#[tokio::test]
+async fn content_filtered_with_its_own_chain_goes_there_and_never_trips_a_breaker() {
+    let env = env("  r:
+    breaker: { consecutive_failures: 1 }
+    on_content_filtered:
+      - { provider: gemini, model: lenient }
+    fallback_chain:
+      - { provider: openai, model: primary }
+      - { provider: anthropic, model: backup }
+")
+    .await;
+    env.mock.set_fault("primary", fault("error=content_policy"));
+    for _ in 0..3 {
+        let r = env.chat(openai_body("r")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.served_by(), "gemini/lenient");
+        assert_eq!(r.reasons(), "openai/primary=content_filtered");
+    }
+    assert_eq!(env.upstream("primary"), 3, "no breaker opened on content-policy refusals");
+    assert_eq!(env.upstream("backup"), 0, "the content chain, not the ordinary fallbacks");
+    // A filtered answer (HTTP 200) also goes to the content chain.
+    env.mock.set_fault("primary", Fault { content_filter: true, ..Default::default() });
+    let r = env.chat(openai_body("r")).await;
+    assert_eq!(r.served_by(), "gemini/lenient");
+}
+
+#[tokio::test]
+async fn prompt_adaptation_per_target_for_every_front() {
+    let env = env("  r:
+    fallback_chain:
+      - { provider: openai, model: \"primary+error=unavailable\", max_retries: 0 }
+      - provider: anthropic
+        model: backup
+        prompt:
+          system_prepend: \"You are the backup model.\"
+          system_append: \"Keep it short.\"
+          user_template: \"{{content}}\\n\\nAnswer in one sentence.\"
+      - provider: openai
+        model: replaced
+        prompt: { system_replace: \"Only this system prompt.\" }
+")
+    .await;
+    let r = env
+        .chat(json!({"model": "r", "messages": [{"role": "system", "content": "Original."}, {"role": "user", "content": "What is Rust?"}]}))
+        .await;
+    assert_eq!(r.served_by(), "anthropic/backup");
+    let sent = &env.recorded("backup")[0]["body"];
+    assert_eq!(sent["system"], "You are the backup model.\n\nOriginal.\n\nKeep it short.");
+    assert_eq!(
+        sent["messages"][0]["content"].as_str().or(sent["messages"][0]["content"][0]["text"].as_str()).unwrap(),
+        "What is Rust?\n\nAnswer in one sentence."
+    );
+    // The primary saw the caller's prompt untouched.
+    assert_eq!(env.recorded("primary")[0]["body"]["messages"][0]["content"], "Original.");
+
+    // The Anthropic front, same adaptation.
+    let r = env.messages(json!({"model": "r", "max_tokens": 50, "system": "Original.", "messages": [{"role": "user", "content": "Why?"}]})).await;
+    assert_eq!(r.served_by(), "anthropic/backup");
+    let sent = &env.recorded("backup")[1]["body"];
+    assert_eq!(sent["system"], "You are the backup model.\n\nOriginal.\n\nKeep it short.");
+    assert_eq!(
+        sent["messages"][0]["content"].as_str().or(sent["messages"][0]["content"][0]["text"].as_str()).unwrap(),
+        "Why?\n\nAnswer in one sentence."
+    );
 }

@@ -82,7 +82,20 @@ impl Gateway {
             };
         };
         let deadline = Instant::now() + opts.deadline.unwrap_or(route.limits.deadline);
-        let exec = fallback::execute(&route, req, deadline).await;
+        let mut exec = fallback::execute(&route, req, deadline).await;
+        if let (Err(Failed::Stopped(f)), Some(chain)) = (&exec.result, &route.content_policy) {
+            if f.class == FailureClass::ContentFiltered {
+                // The route names its own chain for content-policy refusals: try it.
+                let retry = fallback::execute(chain, req, deadline).await;
+                let mut trace = std::mem::replace(&mut exec.trace, Trace::new(&route.name));
+                let upstream = trace.upstream + retry.trace.upstream;
+                trace.merge(retry.trace.clone());
+                trace.upstream = upstream;
+                trace.served_by = retry.trace.served_by;
+                trace.served_model = retry.trace.served_model;
+                exec = fallback::Execution { result: retry.result, trace };
+            }
+        }
         if exec.result.is_ok() && !route.steps.is_empty() {
             self.health.route_served(&route.name, exec.trace.fell_back());
         }

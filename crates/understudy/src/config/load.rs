@@ -193,6 +193,10 @@ impl Validator<'_> {
                 let idx = format!("[{i}]");
                 self.check_target(&["routes", rname, "fallback_chain", &idx], t, c)?;
             }
+            for (i, t) in r.on_content_filtered.iter().enumerate() {
+                let idx = format!("[{i}]");
+                self.check_target(&["routes", rname, "on_content_filtered", &idx], t, c)?;
+            }
         }
         Ok(())
     }
@@ -216,6 +220,11 @@ impl Validator<'_> {
         }
         if t.model.trim().is_empty() {
             return Err(self.err(&key("model"), "model must not be empty"));
+        }
+        if let Some(tpl) = t.prompt.as_ref().and_then(|p| p.user_template.as_ref()) {
+            if !tpl.contains("{{content}}") {
+                return Err(self.err(&key("prompt"), "user_template must contain {{content}}"));
+            }
         }
         if t.weight == Some(0) {
             return Err(self.err(&key("weight"), "weight must be at least 1"));

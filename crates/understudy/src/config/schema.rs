@@ -306,6 +306,11 @@ with_policy! {
         /// the conversation to fit, keeping the system prompt and the latest user turn.
         #[serde(default)]
         pub truncate: TruncateMode,
+        /// A chain tried when a provider refuses on content policy (a 400 policy error, or an
+        /// answer finished by its content filter). Without one, the provider's reason goes back
+        /// to the caller.
+        #[serde(default)]
+        pub on_content_filtered: Vec<TargetConfig>,
     }
 }
 
@@ -372,6 +377,13 @@ with_policy! {
         /// The model's output limit in tokens (overrides the built-in table).
         #[serde(default)]
         pub max_output_tokens: Option<u32>,
+        /// Prompt adaptation for this target: the prompt the fallback model works best with.
+        #[serde(default)]
+        pub prompt: Option<PromptAdaptation>,
+        /// This model continues a trailing assistant message (prefill); used by
+        /// `stream_failure: continue`. Default: known per model family.
+        #[serde(default)]
+        pub prefill: Option<bool>,
     }
 }
 
@@ -512,4 +524,23 @@ pub enum TruncateMode {
     DropOldest,
     /// Drop turns from the middle outward, keeping the opening and the latest turns.
     MiddleOut,
+}
+
+/// Rewrites applied to the request for one chain entry.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PromptAdaptation {
+    /// Replaces the system prompt.
+    #[serde(default)]
+    pub system_replace: Option<String>,
+    /// Text put before the system prompt (separated by a blank line).
+    #[serde(default)]
+    pub system_prepend: Option<String>,
+    /// Text put after the system prompt.
+    #[serde(default)]
+    pub system_append: Option<String>,
+    /// A template for the latest user message; `{{content}}` stands for its text, e.g.
+    /// `"{{content}}\n\nAnswer in at most three sentences."`.
+    #[serde(default)]
+    pub user_template: Option<String>,
 }

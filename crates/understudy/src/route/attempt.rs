@@ -12,6 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::table::{Deployment, Ttft};
 use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamEvent};
+use crate::config::PromptAdaptation;
 use crate::failure::{Failure, FailureClass};
 use crate::provider::Call;
 use crate::resilience::health::InjectedFault;
@@ -252,7 +253,12 @@ pub(crate) async fn injected(dep: &Deployment, fault: &InjectedFault, until: Ins
 /// The request as this deployment should receive it: the chain entry's overrides applied.
 fn with_overrides<'a>(dep: &Deployment, req: &'a ChatRequest) -> Cow<'a, ChatRequest> {
     let o = &dep.overrides;
-    if o.temperature.is_none() && o.top_p.is_none() && o.max_tokens.is_none() && o.stop.is_none() {
+    if o.temperature.is_none()
+        && o.top_p.is_none()
+        && o.max_tokens.is_none()
+        && o.stop.is_none()
+        && dep.prompt.is_none()
+    {
         return Cow::Borrowed(req);
     }
     let mut r = req.clone();
@@ -268,7 +274,53 @@ fn with_overrides<'a>(dep: &Deployment, req: &'a ChatRequest) -> Cow<'a, ChatReq
     if let Some(s) = &o.stop {
         r.params.stop = s.clone();
     }
+    if let Some(p) = &dep.prompt {
+        adapt_prompt(&mut r, p);
+    }
     Cow::Owned(r)
+}
+
+/// Applies a chain entry's prompt adaptation: the system prompt replaced, prepended or
+/// appended to, and the latest user message passed through a template.
+pub(crate) fn adapt_prompt(r: &mut ChatRequest, p: &PromptAdaptation) {
+    use crate::canonical::{ContentPart, Role};
+    let mut system: String = r
+        .system
+        .iter()
+        .filter_map(|c| match c {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    if let Some(rep) = &p.system_replace {
+        system.clone_from(rep);
+    }
+    if let Some(pre) = &p.system_prepend {
+        system = if system.is_empty() { pre.clone() } else { format!("{pre}\n\n{system}") };
+    }
+    if let Some(post) = &p.system_append {
+        system = if system.is_empty() { post.clone() } else { format!("{system}\n\n{post}") };
+    }
+    r.system = if system.is_empty() { vec![] } else { vec![ContentPart::text(system)] };
+    if let Some(tpl) = &p.user_template {
+        let last_user = r
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.role == Role::User && m.content.iter().any(|c| matches!(c, ContentPart::Text { .. })));
+        if let Some(m) = last_user {
+            for c in m.content.iter_mut() {
+                if let ContentPart::Text { text } = c {
+                    *text = tpl.replace("{{content}}", text);
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(n) = r.native.as_mut() {
+        n.messages_edited = true;
+    }
 }
 
 /// Reads a body up to `limit` bytes.
@@ -321,4 +373,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn redact(mut f: Failure, dep: &Deployment) -> Failure {
     f.message = crate::failure::redact_secrets(&f.message, Some(dep.api_key.expose()));
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{ContentPart, Message, Role};
+
+    #[test]
+    fn prompt_adaptation() {
+        let mut r = ChatRequest {
+            system: vec![ContentPart::text("Original.")],
+            messages: vec![Message::text(Role::User, "first"), Message::text(Role::User, "last")],
+            ..Default::default()
+        };
+        let p = PromptAdaptation {
+            system_replace: Some("Replaced.".into()),
+            system_append: Some("After.".into()),
+            user_template: Some("<q>{{content}}</q>".into()),
+            ..Default::default()
+        };
+        adapt_prompt(&mut r, &p);
+        assert_eq!(r.system, vec![ContentPart::text("Replaced.\n\nAfter.")]);
+        assert_eq!(r.messages[0].content, vec![ContentPart::text("first")]);
+        assert_eq!(r.messages[1].content, vec![ContentPart::text("<q>last</q>")]);
+    }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    Balance, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TruncateMode, TtftTimeout,
+    Balance, Config, HedgeConfig, Policy, ProbeConfig, PromptAdaptation, ProviderKind, StreamFailure, TargetConfig,
+    TruncateMode, TtftTimeout,
 };
 use crate::models::{self, ModelLimits};
 use crate::provider::{self, Adapter, Endpoint};
@@ -157,6 +158,10 @@ pub struct Deployment {
     pub probe: Option<ProbeConfig>,
     /// Context window and output limit, from the entry or the built-in table.
     pub window: Option<ModelLimits>,
+    /// The chain entry's prompt adaptation.
+    pub prompt: Option<PromptAdaptation>,
+    /// Continues a trailing assistant message (for mid-stream continuation).
+    pub prefill: bool,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -178,6 +183,8 @@ pub struct Route {
     pub balance: Balance,
     pub rules: Arc<Rules>,
     pub truncate: TruncateMode,
+    /// The chain for content-policy refusals (`on_content_filtered`).
+    pub content_policy: Option<Arc<Route>>,
 }
 
 impl Route {
@@ -204,65 +211,39 @@ impl RouteTable {
         let mut routes = BTreeMap::new();
         for (name, rc) in &c.routes {
             let route_policy = c.defaults.overlay(&rc.policy());
-            // Stable sort: equal priorities keep file order; entries without a priority come last.
-            let mut entries: Vec<(usize, &TargetConfig)> = rc.fallback_chain.iter().enumerate().collect();
-            entries.sort_by_key(|(i, t)| (t.priority.unwrap_or(i64::MAX), *i));
-            let mut steps: Vec<Vec<Arc<Deployment>>> = Vec::new();
-            let mut last_priority = None;
-            let mut seen: HashMap<String, u32> = HashMap::new();
-            for (_, t) in entries {
-                let Some(endpoint) = endpoints.get(&t.provider) else {
-                    continue;
-                };
-                let base_id = format!("{}/{}", t.provider, t.model);
-                let n = seen.entry(base_id.clone()).or_insert(0);
-                *n += 1;
-                let id = if *n == 1 { base_id } else { format!("{base_id}#{n}") };
-                let limits = Limits::resolve(&route_policy.overlay(&t.policy()));
-                let dep_health = health.get(&id, limits.breaker, limits.budget);
-                let dep = Arc::new(Deployment {
-                    id,
-                    endpoint: endpoint.clone(),
-                    adapter: provider::adapter(endpoint.kind),
-                    model: t.model.clone(),
-                    api_key: t.api_key.clone().unwrap_or_else(|| endpoint.api_key.clone()),
-                    overrides: Overrides {
-                        temperature: t.temperature,
-                        top_p: t.top_p,
-                        max_tokens: t.max_tokens,
-                        stop: t.stop.clone(),
-                        params: t.params.clone(),
-                    },
-                    limits,
-                    weight: t.weight.unwrap_or(1),
-                    http: clients.get(limits.connect_timeout),
-                    health: dep_health,
-                    probe: t.probe,
-                    window: window_for(&t.model, t.context_window, t.max_output_tokens),
-                });
-                // Only explicit, equal priorities form a group; unprioritised entries stay sequential.
-                match (t.priority, last_priority) {
-                    (Some(p), Some(lp)) if p == lp => {
-                        if let Some(last) = steps.last_mut() {
-                            last.push(dep)
-                        }
-                    }
-                    _ => steps.push(vec![dep]),
-                }
-                last_priority = t.priority;
-            }
+            let build = |chain: &[TargetConfig]| {
+                Builder { endpoints: &endpoints, clients: &clients, health: &health }.steps(chain, &route_policy)
+            };
+            let content_policy = (!rc.on_content_filtered.is_empty()).then(|| {
+                Arc::new(Route {
+                    name: format!("{name}:on_content_filtered"),
+                    steps: build(&rc.on_content_filtered),
+                    limits: Limits::resolve(&route_policy),
+                    stream_failure: rc.stream_failure,
+                    description: None,
+                    hedge: None,
+                    balance: rc.balance,
+                    rules: Arc::new(Rules::from_config(&rc.validate)),
+                    truncate: rc.truncate,
+                    content_policy: None,
+                })
+            });
+            let mut rules = Rules::from_config(&rc.validate);
+            // With a chain of its own for it, a content-filtered answer is a failure to route on.
+            rules.content_filter_fails = content_policy.is_some();
             routes.insert(
                 name.clone(),
                 Arc::new(Route {
                     name: name.clone(),
-                    steps,
+                    steps: build(&rc.fallback_chain),
                     limits: Limits::resolve(&route_policy),
                     stream_failure: rc.stream_failure,
                     description: rc.description.clone(),
                     hedge: rc.hedge,
                     balance: rc.balance,
-                    rules: Arc::new(Rules::from_config(&rc.validate)),
+                    rules: Arc::new(rules),
                     truncate: rc.truncate,
+                    content_policy,
                 }),
             );
         }
@@ -304,6 +285,8 @@ impl RouteTable {
             health: self.health.get(model, limits.breaker, limits.budget),
             probe: None,
             window: window_for(target_model, None, None),
+            prompt: None,
+            prefill: prefill_default(target_model, endpoint.kind),
         });
         Some(Arc::new(Route {
             name: model.to_string(),
@@ -315,6 +298,7 @@ impl RouteTable {
             balance: Balance::Weighted,
             rules: Arc::new(Rules::default()),
             truncate: TruncateMode::None,
+            content_policy: None,
         }))
     }
 
@@ -371,4 +355,74 @@ fn window_for(model: &str, context: Option<u32>, output: Option<u32>) -> Option<
         (None, Some(o), Some(k)) => Some(ModelLimits { max_output: o, ..k }),
         (None, _, k) => k,
     }
+}
+
+/// Builds deployments from chain entries.
+struct Builder<'a> {
+    endpoints: &'a BTreeMap<String, Arc<Endpoint>>,
+    clients: &'a Clients,
+    health: &'a HealthRegistry,
+}
+
+impl Builder<'_> {
+    /// Chain entries in `priority` order (then file order; entries without a priority last),
+    /// grouped into steps: only explicit, equal priorities form a load-balanced group.
+    fn steps(&self, chain: &[TargetConfig], route_policy: &Policy) -> Vec<Vec<Arc<Deployment>>> {
+        let mut entries: Vec<(usize, &TargetConfig)> = chain.iter().enumerate().collect();
+        entries.sort_by_key(|(i, t)| (t.priority.unwrap_or(i64::MAX), *i));
+        let mut steps: Vec<Vec<Arc<Deployment>>> = Vec::new();
+        let mut last_priority = None;
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        for (_, t) in entries {
+            let Some(endpoint) = self.endpoints.get(&t.provider) else { continue };
+            let base_id = format!("{}/{}", t.provider, t.model);
+            let n = seen.entry(base_id.clone()).or_insert(0);
+            *n += 1;
+            let id = if *n == 1 { base_id } else { format!("{base_id}#{n}") };
+            let limits = Limits::resolve(&route_policy.overlay(&t.policy()));
+            let dep = Arc::new(Deployment {
+                health: self.health.get(&id, limits.breaker, limits.budget),
+                id,
+                endpoint: endpoint.clone(),
+                adapter: provider::adapter(endpoint.kind),
+                model: t.model.clone(),
+                api_key: t.api_key.clone().unwrap_or_else(|| endpoint.api_key.clone()),
+                overrides: Overrides {
+                    temperature: t.temperature,
+                    top_p: t.top_p,
+                    max_tokens: t.max_tokens,
+                    stop: t.stop.clone(),
+                    params: t.params.clone(),
+                },
+                limits,
+                weight: t.weight.unwrap_or(1),
+                http: self.clients.get(limits.connect_timeout),
+                probe: t.probe,
+                window: window_for(&t.model, t.context_window, t.max_output_tokens),
+                prompt: t.prompt.clone(),
+                prefill: t.prefill.unwrap_or_else(|| prefill_default(&t.model, endpoint.kind)),
+            });
+            match (t.priority, last_priority) {
+                (Some(p), Some(lp)) if p == lp => {
+                    if let Some(last) = steps.last_mut() {
+                        last.push(dep)
+                    }
+                }
+                _ => steps.push(vec![dep]),
+            }
+            last_priority = t.priority;
+        }
+        steps
+    }
+}
+
+/// Whether a model continues a trailing assistant message. Claude models before the 4.6
+/// generation do; Claude 4.6 and later refuse it, and OpenAI-style and Gemini models answer a
+/// trailing assistant turn with a new reply instead of continuing it.
+fn prefill_default(model: &str, kind: ProviderKind) -> bool {
+    let m = model.rsplit(['/', '.']).next().unwrap_or(model);
+    let claude = model.contains("claude");
+    let newer =
+        ["4-6", "4-7", "-5-", "opus-5", "sonnet-5", "haiku-5"].iter().any(|v| m.contains(v) || model.contains(v));
+    claude && !newer && matches!(kind, ProviderKind::Anthropic | ProviderKind::Bedrock | ProviderKind::Vertex)
 }

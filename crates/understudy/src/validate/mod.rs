@@ -22,6 +22,10 @@ pub fn check(resp: &ChatResponse, req: &ChatRequest, rules: &Rules) -> Result<()
         return Err(invalid("empty_content", "the answer has no choices"));
     };
     let filtered = choice.finish_reason == FinishReason::ContentFilter || choice.refusal.is_some();
+    if filtered && rules.content_filter_fails {
+        let why = choice.refusal.clone().unwrap_or_else(|| "the answer was stopped by the content filter".into());
+        return Err(Failure::new(FailureClass::ContentFiltered, why).detail("filtered_answer"));
+    }
     let text = choice.text();
     if rules.non_empty && !filtered && text.trim().is_empty() && !choice.has_tool_calls() {
         return Err(invalid("empty_content", "the answer is empty"));

@@ -17,6 +17,9 @@ pub struct Rules {
     pub json: bool,
     pub json_schema: bool,
     pub tool_arguments: bool,
+    /// An answer finished by the provider's content filter counts as `content_filtered` (set
+    /// when the route has a chain for it).
+    pub content_filter_fails: bool,
     must_match: Vec<Regex>,
     must_not_match: Vec<Regex>,
     /// Compiled schemas by their text: callers send the same schema on every request.
@@ -40,6 +43,7 @@ impl Rules {
             json: c.json.unwrap_or(true),
             json_schema: c.json_schema.unwrap_or(true),
             tool_arguments: c.tool_arguments.unwrap_or(true),
+            content_filter_fails: false,
             must_match: compile(&c.must_match),
             must_not_match: compile(&c.must_not_match),
             schemas: Mutex::default(),
