@@ -201,3 +201,102 @@ async fn a_broken_anthropic_stream_ends_with_an_error_event() {
     let v: Value = serde_json::from_str(data).unwrap();
     assert_eq!(v["error"]["type"], "stream_broken");
 }
+
+fn continue_route(next: &str) -> String {
+    format!(
+        "  r:
+    stream_failure: continue
+    fallback_chain:
+      - {{ provider: openai, model: \"primary+cut_after=3\" }}
+      - {next}
+"
+    )
+}
+
+fn openai_chunks(r: &Reply) -> Vec<Value> {
+    r.sse_data().iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_broken_stream_continues_on_a_model_that_accepts_prefill() {
+    let env = env(&continue_route("{ provider: anthropic, model: claude-3-haiku }")).await;
+    env.mock.set_fault(
+        "claude-3-haiku",
+        understudy_mock::Fault { text: Some("and the rest of it.".into()), ..Default::default() },
+    );
+    let r = env.chat(stream_body("r", true)).await;
+    let (text, done) = openai_stream_text(&r);
+    assert!(done, "the caller got a complete answer, not an error: {}", r.text);
+    assert!(!r.text.contains("stream_broken"));
+    assert!(!r.text.contains("understudy_restart") && !r.text.contains("\"restarted\""), "spliced, not restarted");
+    let sent = &env.recorded("claude-3-haiku")[0]["body"];
+    let msgs = sent["messages"].as_array().unwrap();
+    let prefill = msgs.last().unwrap();
+    assert_eq!(prefill["role"], "assistant", "the partial answer went as a prefill: {sent}");
+    let prefill_text = prefill["content"].as_str().or(prefill["content"][0]["text"].as_str()).unwrap().to_string();
+    assert!(text.starts_with(prefill_text.trim_end()), "{text:?} continues {prefill_text:?}");
+    assert!(text.ends_with("and the rest of it."), "{text}");
+    let usage = openai_chunks(&r).into_iter().rev().find(|c| c["usage"].is_object()).unwrap();
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_broken_stream_restarts_on_a_model_without_prefill_and_says_so() {
+    let env = env(&continue_route("{ provider: openai, model: backup }")).await;
+    let r = env.chat(stream_body("r", false)).await;
+    let (text, done) = openai_stream_text(&r);
+    assert!(done, "{}", r.text);
+    assert!(r.text.contains(": understudy: the answer broke"), "a comment for raw readers");
+    let notice =
+        openai_chunks(&r).into_iter().find(|c| c["understudy"]["restarted"] == true).expect("a restart notice chunk");
+    assert_eq!(notice["choices"][0]["delta"]["content"], "", "SDKs see an empty delta");
+    assert!(text.ends_with("Simulated answer from backup."), "{text}");
+    let sent = &env.recorded("backup")[0]["body"];
+    assert_eq!(sent["messages"].as_array().unwrap().last().unwrap()["role"], "user", "restarted from scratch");
+}
+
+#[tokio::test]
+async fn anthropic_callers_get_a_continued_stream_too() {
+    let env = env(&continue_route("{ provider: openai, model: backup }")).await;
+    let r = env
+        .messages(
+            json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    let events: Vec<String> = r.sse().iter().filter_map(|(e, _)| e.clone()).collect();
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"), "{}", r.text);
+    assert!(events.contains(&"understudy_restart".to_string()));
+    assert_eq!(events.iter().filter(|e| *e == "message_start").count(), 1, "one message");
+}
+
+#[tokio::test]
+async fn when_the_continuation_fails_the_caller_gets_the_original_failure() {
+    // The fallback refuses the prefilled request; the caller must see the original cut, not
+    // the continuation's 400.
+    let env = env(&continue_route("{ provider: anthropic, model: \"claude-3-haiku+error=bad_request\" }")).await;
+    let r = env.chat(stream_body("r", false)).await;
+    let data = r.sse_data();
+    assert_ne!(data.last().map(String::as_str), Some("[DONE]"));
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "stream_broken", "{last}");
+    assert!(!last.to_string().contains("invalid_request"), "no masking error: {last}");
+    assert_eq!(env.upstream("claude-3-haiku"), 1, "the continuation was tried");
+}
+
+#[tokio::test]
+async fn tool_call_streams_are_never_spliced() {
+    let env = env("  r:
+    stream_failure: continue
+    fallback_chain:
+      - { provider: openai, model: \"primary+tool_call+cut_after=1\" }
+      - { provider: anthropic, model: claude-3-haiku }
+")
+    .await;
+    let body = json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]});
+    let r = env.chat(body).await;
+    let data = r.sse_data();
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "stream_broken", "{}", r.text);
+    assert_eq!(env.upstream("claude-3-haiku"), 0);
+}

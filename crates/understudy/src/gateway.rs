@@ -8,12 +8,14 @@ use tokio::time::Instant;
 
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::Config;
+use crate::config::StreamFailure;
 use crate::failure::{Failure, FailureClass};
 use crate::report::Trace;
 use crate::resilience::health::HealthRegistry;
 use crate::route::attempt::Success;
 use crate::route::fallback::{self, Failed};
 use crate::route::{Route, RouteTable};
+use crate::stream::continuation::Continuation;
 use crate::stream::LiveStream;
 
 /// Per-request options a caller may set (headers in the HTTP server).
@@ -101,7 +103,20 @@ impl Gateway {
         }
         let result = match exec.result {
             Ok((_, Success::Complete(resp))) => Ok(Reply::Complete(resp)),
-            Ok((_, Success::Stream(live))) => Ok(Reply::Stream(live)),
+            Ok((dep, Success::Stream(mut live))) => {
+                if route.stream_failure == StreamFailure::Continue {
+                    // Candidates after the one that answered, in chain order, may resume it.
+                    let all: Vec<_> = route.deployments().cloned().collect();
+                    let pos = all.iter().position(|d| d.id == dep.id).map(|p| p + 1).unwrap_or(all.len());
+                    live.continuation = Some(Continuation {
+                        route: route.clone(),
+                        req: req.clone(),
+                        remaining: all[pos..].to_vec(),
+                        deadline,
+                    });
+                }
+                Ok(Reply::Stream(live))
+            }
             Err(Failed::Stopped(f)) => Err(GatewayError::Rejected(f)),
             Err(Failed::Exhausted { last }) => {
                 Err(GatewayError::Exhausted { last, retry_after: fallback::retry_after_hint(&exec.trace) })

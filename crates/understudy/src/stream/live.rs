@@ -59,6 +59,8 @@ pub struct LiveStream {
     pub model: Option<String>,
     ended: Option<StreamEnd>,
     eof: bool,
+    /// How to resume if this stream breaks (`stream_failure: continue`).
+    pub continuation: Option<super::continuation::Continuation>,
 }
 
 impl LiveStream {
@@ -92,6 +94,7 @@ impl LiveStream {
             model: None,
             ended: None,
             eof: false,
+            continuation: None,
         };
         for d in buffered {
             s.observe(&d);
@@ -100,6 +103,16 @@ impl LiveStream {
         s.decoded = rest;
         s.take_decoded();
         s
+    }
+
+    /// A complete answer replayed as a stream (a server that answered a stream request in one
+    /// piece): every frame is already here.
+    pub(crate) fn replayed(deployment: Arc<Deployment>, frames: Vec<Decoded>) -> LiveStream {
+        let now = Instant::now();
+        let deadline = now + deployment.limits.timeout;
+        let decoder = deployment.adapter.stream_decoder();
+        let timing = Timing { started: now, ttft: Duration::ZERO, deadline };
+        LiveStream::new(deployment, frames, Vec::new(), Box::pin(futures::stream::empty()), decoder, timing, 0)
     }
 
     /// Records what a frame says about the answer; stops at the terminator or an error.

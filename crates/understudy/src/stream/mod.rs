@@ -3,6 +3,7 @@
 //! [`replay`] turns a complete answer into events (servers that ignore `stream: true`).
 
 pub mod accumulate;
+pub mod continuation;
 mod live;
 pub mod relay;
 pub mod replay;

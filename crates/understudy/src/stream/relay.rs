@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 
+use super::continuation::Mode;
 use super::{LiveItem, LiveStream, StreamEnd};
 use crate::canonical::{Dialect, StreamEvent, Usage};
 use crate::failure::Failure;
@@ -23,6 +24,8 @@ pub struct RelayOutcome {
     pub malformed: u32,
     pub ttft: std::time::Duration,
     pub elapsed: std::time::Duration,
+    /// The deployment that resumed a broken stream (`stream_failure: continue`), and how.
+    pub continued_by: Option<(String, Mode)>,
 }
 
 pub type OnEnd = Box<dyn FnOnce(RelayOutcome) + Send>;
@@ -35,6 +38,12 @@ struct Relay {
     encoder: Option<Box<dyn StreamEncoder>>,
     done: bool,
     on_end: Option<OnEnd>,
+    /// Text delivered so far, and whether a tool call was: what a continuation needs.
+    delivered: String,
+    delivered_tool_call: bool,
+    continued_by: Option<(String, Mode)>,
+    /// The stream before a continuation, for reporting the original deployment.
+    first_deployment: String,
 }
 
 /// The caller's SSE body. `on_end` runs once when the stream ends or the client goes away.
@@ -44,8 +53,23 @@ pub fn sse_body(
     include_usage: bool,
     on_end: OnEnd,
 ) -> impl Stream<Item = Bytes> + Send {
-    let passthrough = live.deployment.adapter.dialect() == front;
-    let relay = Relay { live, front, passthrough, include_usage, encoder: None, done: false, on_end: Some(on_end) };
+    // A stream that may be continued on another model is re-encoded from the start, so that the
+    // spliced part continues the same message consistently.
+    let passthrough = live.deployment.adapter.dialect() == front && live.continuation.is_none();
+    let first_deployment = live.deployment.id.clone();
+    let relay = Relay {
+        live,
+        front,
+        passthrough,
+        include_usage,
+        encoder: None,
+        done: false,
+        on_end: Some(on_end),
+        delivered: String::new(),
+        delivered_tool_call: false,
+        continued_by: None,
+        first_deployment,
+    };
     futures::stream::unfold(relay, |mut r| async move { r.next().await.map(|b| (b, r)) })
 }
 
@@ -84,11 +108,28 @@ impl Relay {
                             out.extend_from_slice(&d.raw);
                         }
                     } else {
-                        let enc = self.encoder();
+                        let continued = self.continued_by.is_some();
                         for ev in &d.events {
-                            enc.event(ev, &mut out);
+                            match ev {
+                                // The message has already started; a continuation's own start is not news.
+                                StreamEvent::Start { .. } if continued => continue,
+                                StreamEvent::Text { index: 0, text } => self.delivered.push_str(text),
+                                StreamEvent::ToolCall { .. } => self.delivered_tool_call = true,
+                                _ => {}
+                            }
+                            self.encoder().event(ev, &mut out);
                         }
                     }
+                }
+                LiveItem::End(StreamEnd::Broken(f)) if self.can_continue() => {
+                    if self.resume(&f, &mut out).await {
+                        if !out.is_empty() {
+                            return Some(out.freeze());
+                        }
+                        continue;
+                    }
+                    self.done = true;
+                    self.broken(f, &mut out);
                 }
                 LiveItem::End(end) => {
                     self.done = true;
@@ -103,14 +144,13 @@ impl Relay {
                             None
                         }
                         StreamEnd::Broken(f) => {
-                            let err =
-                                ErrorBody::new(502, "stream_broken", format!("the answer was cut off: {}", f.message))
-                                    .code(f.detail.unwrap_or("stream_broken"));
-                            self.encoder().error(&err, &mut out);
-                            Some(f)
+                            self.broken(f, &mut out);
+                            None
                         }
                     };
-                    self.report(broken, false);
+                    if self.on_end.is_some() {
+                        self.report(broken, false);
+                    }
                 }
             }
             if !out.is_empty() {
@@ -120,10 +160,38 @@ impl Relay {
         None
     }
 
+    fn can_continue(&self) -> bool {
+        self.live.continuation.as_ref().is_some_and(|c| c.eligible(self.delivered_tool_call))
+    }
+
+    /// Resumes a broken stream on the next candidates; false when none answered.
+    async fn resume(&mut self, f: &Failure, out: &mut BytesMut) -> bool {
+        let Some(cont) = self.live.continuation.take() else { return false };
+        let Some((live, mode, who)) = cont.resume(&self.delivered).await else { return false };
+        if mode == Mode::Restarted {
+            let msg = format!("the answer broke ({}) and restarts from the beginning on {who}", f.class);
+            let (id, model) = (self.live.id.clone().unwrap_or_default(), self.live.model.clone().unwrap_or_default());
+            out.extend_from_slice(&wire::front::restart_notice(self.front, &id, &model, &msg));
+        }
+        tracing::info!(target: "understudy::stream", from = %self.live.deployment.id, to = %who, ?mode, "stream continued");
+        self.continued_by = Some((who, mode));
+        self.live = *live;
+        true
+    }
+
+    /// Ends a broken stream with an in-band error and no terminator.
+    fn broken(&mut self, f: Failure, out: &mut BytesMut) {
+        let err = ErrorBody::new(502, "stream_broken", format!("the answer was cut off: {}", f.message))
+            .code(f.detail.unwrap_or("stream_broken"));
+        self.encoder().error(&err, out);
+        self.report(Some(f), false);
+    }
+
     fn report(&mut self, broken: Option<Failure>, client_closed: bool) {
         if let Some(f) = self.on_end.take() {
             f(RelayOutcome {
-                deployment: self.live.deployment.id.clone(),
+                deployment: self.first_deployment.clone(),
+                continued_by: self.continued_by.clone(),
                 usage: self.live.usage,
                 broken,
                 client_closed,

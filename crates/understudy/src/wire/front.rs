@@ -46,3 +46,28 @@ pub fn stream_terminator(front: Dialect) -> &'static [u8] {
         _ => b"data: [DONE]\n\n",
     }
 }
+
+/// Tells a streaming caller that the answer restarted from the beginning on another model (its
+/// text so far should be discarded): an SSE comment for raw readers, plus a frame SDKs pass over
+/// (an OpenAI chunk with empty content and an `understudy` member; an Anthropic event type SDKs
+/// skip as unknown).
+pub fn restart_notice(front: Dialect, id: &str, model: &str, message: &str) -> Vec<u8> {
+    let mut out = format!(": understudy: {}\n\n", message.replace('\n', " ")).into_bytes();
+    let notice = serde_json::json!({"restarted": true, "message": message});
+    let frame = match front {
+        Dialect::Anthropic => {
+            let data = serde_json::json!({"type": "understudy_restart", "understudy": notice});
+            format!("event: understudy_restart\ndata: {data}\n\n")
+        }
+        _ => {
+            let data = serde_json::json!({
+                "id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": null}],
+                "understudy": notice,
+            });
+            format!("data: {data}\n\n")
+        }
+    };
+    out.extend_from_slice(frame.as_bytes());
+    out
+}
