@@ -81,6 +81,11 @@ impl SseParser {
         }
     }
 
+    /// Bytes held while waiting for the end of a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Flushes a final frame that was not followed by a blank line.
     pub fn finish(&mut self, out: &mut Vec<Result<SseFrame, Malformed>>) {
         if !self.overflowed {
