@@ -279,3 +279,56 @@ async fn prompt_adaptation_per_target_for_every_front() {
         "Why?\n\nAnswer in one sentence."
     );
 }
+
+async fn journal_lines(path: &std::path::Path, want: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            if lines.len() >= want {
+                return lines;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the journal never got {want} lines");
+}
+
+#[tokio::test]
+async fn the_fallback_journal_records_what_users_got_off_the_happy_path() {
+    let dir = std::env::temp_dir().join(format!("understudy-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let env = env_with(
+        "  r:
+    stream_failure: continue
+    fallback_chain:
+      - { provider: openai, model: primary }
+      - { provider: anthropic, model: backup }
+",
+        &format!("journal: {{ path: \"{}\" }}\n", path.display()),
+    )
+    .await;
+    // On the happy path nothing is written.
+    env.chat(openai_body("r")).await;
+    env.mock.set_fault("primary", fault("error=unavailable"));
+    let r = env
+        .chat(json!({"model": "r", "messages": [{"role": "user", "content": "My mail is ann@example.com, call +1 415 555 0100."}]}))
+        .await;
+    assert_eq!(r.served_by(), "anthropic/backup");
+    let lines = journal_lines(&path, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let e = &lines[0];
+    assert_eq!(e["reason"], "fallback");
+    assert_eq!(e["served_by"], "anthropic/backup");
+    assert_eq!(e["answer"], "Simulated answer from backup.");
+    assert_eq!(e["attempts"][0]["class"], "overloaded");
+    let prompt = e["prompt"].as_str().unwrap();
+    assert!(prompt.contains("user: My mail is [email] call [number]."), "{prompt}");
+    // A stream continued on another model is journalled too.
+    env.mock.set_fault("primary", fault("cut_after=2"));
+    env.chat(json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let lines = journal_lines(&path, 2).await;
+    assert_eq!(lines[1]["reason"], "continued");
+    assert!(lines[1]["answer"].as_str().unwrap().ends_with("Simulated answer from backup."), "{}", lines[1]);
+}

@@ -84,6 +84,10 @@ async fn serve(
                 let body = front::encode_response(front, &resp).to_string();
                 json_response(StatusCode::OK, body)
             };
+            if let (Some(j), true) = (&state.journal, trace.fell_back()) {
+                let answer = resp.choices.first().map(|c| c.text()).unwrap_or_default();
+                j.record(request_id, &trace, front.as_str(), "fallback", req.transcript(), answer);
+            }
             log_request(request_id, &trace, front, &req, 200, "ok", arrived.elapsed(), overhead, None, Some(usage));
             m::record_request(&trace.route, front.as_str(), "ok", arrived.elapsed(), overhead);
             with_trace(response, &trace)
@@ -96,7 +100,19 @@ async fn serve(
             let rid = request_id.to_string();
             let stream = req.stream;
             let model = req.model.clone();
+            // The transcript is only built when a journal will want it.
+            let journal = state.journal.clone().map(|j| (j, req.transcript()));
             let on_end: relay::OnEnd = Box::new(move |o: RelayOutcome| {
+                if let Some((j, prompt)) = journal {
+                    let reason = match (&o.continued_by, log_trace.fell_back()) {
+                        (Some(_), _) => Some("continued"),
+                        (None, true) => Some("fallback"),
+                        _ => None,
+                    };
+                    if let Some(reason) = reason {
+                        j.record(&rid, &log_trace, front.as_str(), reason, prompt, o.answer.clone());
+                    }
+                }
                 let outcome = match (&o.broken, o.client_closed) {
                     (Some(f), _) => f.class.as_str(),
                     (None, true) => "client_closed",

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use understudy::canonical::Dialect;
 use understudy::config::Config;
+use understudy::report::journal::Journal;
 use understudy::Gateway;
 
 use listen::Background;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub admin: admin::Access,
     /// Background health probes; a configuration reload would call `probes.sync` with the new table.
     pub probes: Arc<Probes>,
+    /// The fallback journal, when configured.
+    pub journal: Option<Journal>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> Result<ServerHandle, 
         max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
         admin: admin::Access::new(&config.server.admin_keys, listen),
         probes,
+        journal: config.journal.as_ref().map(Journal::start),
     });
     let app = router(state);
     let handle = listen::serve(app, listen, config.server.header_read_timeout.0)

@@ -148,3 +148,34 @@ impl ChatRequest {
         parts_len(&self.system) + self.messages.iter().map(|m| parts_len(&m.content)).sum::<usize>()
     }
 }
+
+impl ChatRequest {
+    /// The conversation as plain text with role labels, for journals and reviews.
+    pub fn transcript(&self) -> String {
+        fn text(parts: &[ContentPart]) -> String {
+            parts
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Text { text } => Some(text.clone()),
+                    ContentPart::ToolCall { name, arguments, .. } => Some(format!("[tool call {name} {arguments}]")),
+                    ContentPart::ToolResult { content, .. } => Some(format!("[tool result] {}", text(content))),
+                    ContentPart::Image { .. } => Some("[image]".into()),
+                    ContentPart::Other { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        let mut out = String::new();
+        if !self.system.is_empty() {
+            out.push_str(&format!("system: {}\n", text(&self.system)));
+        }
+        for m in &self.messages {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            out.push_str(&format!("{role}: {}\n", text(&m.content)));
+        }
+        out
+    }
+}

@@ -165,6 +165,14 @@ impl Validator<'_> {
                 return Err(self.err(&["alerts", "webhook"], "not an http(s) URL"));
             }
         }
+        if let Some(j) = &c.journal {
+            if j.sample.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+                return Err(self.err(&["journal", "sample"], "sample must be between 0 and 1"));
+            }
+            if j.path.value.trim().is_empty() {
+                return Err(self.err(&["journal", "path"], "path must not be empty"));
+            }
+        }
         if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(
                 self.err(&["server", "listen"], format!("{:?} is not an address like 127.0.0.1:4000", c.server.listen))

@@ -22,6 +22,26 @@ pub struct Config {
     /// Where to tell operators about incidents.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
+    /// A record of what users got when the first choice did not answer.
+    #[serde(default)]
+    pub journal: Option<JournalConfig>,
+}
+
+/// The fallback journal: requests answered by a fallback, a continuation or a degraded path,
+/// written with the answer and the attempt trace as JSON Lines, so a team can review what users
+/// got during an incident and tune prompts to be model-agnostic. Opt-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The JSON Lines file (appended to).
+    pub path: EnvString,
+    /// Share of eligible requests written (default 1.0).
+    #[serde(default)]
+    pub sample: Option<f64>,
+    /// Mask e-mail addresses, long digit runs (phone and card numbers) and key-shaped tokens in
+    /// prompts and answers (default true).
+    #[serde(default)]
+    pub redact: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -2,6 +2,7 @@
 //! that summarise it, Prometheus metrics, and one structured log record per request.
 
 pub mod headers;
+pub mod journal;
 pub mod metrics;
 
 use std::time::Duration;

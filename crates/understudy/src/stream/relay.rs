@@ -26,6 +26,8 @@ pub struct RelayOutcome {
     pub elapsed: std::time::Duration,
     /// The deployment that resumed a broken stream (`stream_failure: continue`), and how.
     pub continued_by: Option<(String, Mode)>,
+    /// The answer text delivered.
+    pub answer: String,
 }
 
 pub type OnEnd = Box<dyn FnOnce(RelayOutcome) + Send>;
@@ -104,6 +106,11 @@ impl Relay {
                         // caller who did not.
                         let usage_only = matches!(d.events.as_slice(), [StreamEvent::Usage(_)]);
                         let hidden = usage_only && !self.include_usage && self.front == Dialect::OpenAi;
+                        for ev in &d.events {
+                            if let StreamEvent::Text { index: 0, text } = ev {
+                                self.delivered.push_str(text);
+                            }
+                        }
                         if !hidden && !d.raw.is_empty() {
                             out.extend_from_slice(&d.raw);
                         }
@@ -192,6 +199,7 @@ impl Relay {
             f(RelayOutcome {
                 deployment: self.first_deployment.clone(),
                 continued_by: self.continued_by.clone(),
+                answer: std::mem::take(&mut self.delivered),
                 usage: self.live.usage,
                 broken,
                 client_closed,
