@@ -271,16 +271,16 @@ async fn anthropic_callers_get_a_continued_stream_too() {
 
 #[tokio::test]
 async fn when_the_continuation_fails_the_caller_gets_the_original_failure() {
-    // The fallback refuses the prefilled request; the caller must see the original cut, not
-    // the continuation's 400.
-    let env = env(&continue_route("{ provider: anthropic, model: \"claude-3-haiku+error=bad_request\" }")).await;
+    // The fallback is configured as prefill-capable but its model refuses prefills (the real
+    // API's 400 for Claude 4.6 models); the caller must see the original cut, not that 400.
+    let env = env(&continue_route("{ provider: anthropic, model: claude-opus-4-6, prefill: true }")).await;
     let r = env.chat(stream_body("r", false)).await;
     let data = r.sse_data();
     assert_ne!(data.last().map(String::as_str), Some("[DONE]"));
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "stream_broken", "{last}");
     assert!(!last.to_string().contains("invalid_request"), "no masking error: {last}");
-    assert_eq!(env.upstream("claude-3-haiku"), 1, "the continuation was tried");
+    assert_eq!(env.upstream("claude-opus-4-6"), 1, "the continuation was tried");
 }
 
 #[tokio::test]

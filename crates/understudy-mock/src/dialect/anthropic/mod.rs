@@ -176,7 +176,20 @@ fn validate(req: &MessagesRequest<'_>) -> Option<Invalid> {
     if messages.is_empty() {
         return Some(Invalid::new("messages: at least one message is required"));
     }
-    validate_turns(messages).or_else(|| validate_tool_results(messages))
+    validate_turns(messages).or_else(|| validate_tool_results(messages)).or_else(|| validate_prefill(req, messages))
+}
+
+/// Claude 4.6 models and later refuse an assistant prefill (a conversation ending with an
+/// assistant turn), with the real API's message.
+fn validate_prefill(req: &MessagesRequest<'_>, messages: &[Message<'_>]) -> Option<Invalid> {
+    let model = req.model.as_deref().unwrap_or("");
+    let refuses = ["4-6", "4-7", "opus-5", "sonnet-5", "haiku-5"].iter().any(|v| model.contains(v));
+    let ends_with_assistant = messages.last().and_then(|m| m.role.as_deref()) == Some("assistant");
+    (refuses && ends_with_assistant).then(|| {
+        Invalid::new(
+            "This model does not support assistant message prefill. The conversation must end with a user message.",
+        )
+    })
 }
 
 /// Roles are user/assistant (no system role), start with user and alternate.
