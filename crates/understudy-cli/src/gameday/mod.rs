@@ -1,8 +1,8 @@
 //! `understudy gameday`: plays incident scenarios against simulated providers (the built-in
 //! mock) through a real gateway started in this process, with steady client traffic, once with
 //! the gateway's protections (breakers, retry budgets, hedging) and once without, and reports
-//! what callers and providers saw: a Markdown report, one SVG plot per scenario, a JSON file and
-//! a table on stdout.
+//! what callers and providers saw: a Markdown report, one SVG plot per scenario, the numbers as
+//! JSON, every request as CSV, and a table on stdout.
 
 pub mod plot;
 pub mod report;
@@ -129,6 +129,8 @@ fn write(dir: &Path, g: &Gameday) -> std::io::Result<Vec<PathBuf>> {
         std::fs::write(&path, plot::svg(s, &runs))?;
         files.push(path);
     }
+    std::fs::write(dir.join("samples.csv"), report::csv(&g.runs))?;
+    files.push(dir.join("samples.csv"));
     let json = serde_json::to_string_pretty(&report::json(g)).unwrap_or_default();
     std::fs::write(dir.join("report.json"), json)?;
     files.push(dir.join("report.json"));

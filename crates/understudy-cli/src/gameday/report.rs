@@ -169,7 +169,7 @@ fn configuration(out: &mut String) {
     let _ = writeln!(
         out,
         "## Configuration\n\n**Protected** (real-world durations; the runs used each times the scale). The breaker \
-         trips on 5 consecutive failures or 25% failures over 10 requests in the window; the hedge starts the \
+         trips on 5 consecutive failures, or when 20% of at least 10 requests in its 5 s window failed; the hedge starts the \
          fallback when the primary has not answered after 1.5 s (2.5 x its normal latency):\n\n```yaml\n{yaml}```\n\n\
          **Unprotected**: the same routes and timeouts, with `breaker: {{ enabled: false }}`, \
          `retry_budget: {{ enabled: false }}` and no `hedge`. Timeouts, `max_retries: 1` and Retry-After \
@@ -220,6 +220,9 @@ fn scenario_section(out: &mut String, n: usize, sc: Scenario, runs: &[&Summary],
             s.primary_share_end * 100.0
         );
     }
+    if let Some(note) = sc.note() {
+        let _ = writeln!(out, "\n{note}");
+    }
     if let Some(text) = comparison(runs) {
         let _ = writeln!(out, "\n{text}");
     }
@@ -230,21 +233,40 @@ fn scenario_section(out: &mut String, n: usize, sc: Scenario, runs: &[&Summary],
 fn comparison(runs: &[&Summary]) -> Option<String> {
     let p = runs.iter().find(|s| s.mode == Mode::Protected)?;
     let u = runs.iter().find(|s| s.mode == Mode::Unprotected)?;
+    let pair = |a: String, b: String| if a == b { format!("{a} in both modes") } else { format!("{a} instead of {b}") };
     Some(format!(
-        "Protection: the sick primary received {} requests instead of {} during the incident; {:.2} upstream \
-         requests per request instead of {:.2}; callers saw {:.1}% success instead of {:.1}%, p95 {} instead \
-         of {}; traffic returned to the primary {} after recovery ({} unprotected).",
-        p.primary_attempts_incident,
-        u.primary_attempts_incident,
-        p.incident_amplification,
-        u.incident_amplification,
-        p.incident.success_rate,
-        u.incident.success_rate,
-        ms(p.incident.p95_ms),
-        ms(u.incident.p95_ms),
+        "Protected vs unprotected, during the incident: requests on the sick primary {}; upstream requests \
+         per request {}; success {}; p95 {}. Traffic returned to the primary {} after recovery ({} \
+         unprotected).",
+        pair(p.primary_attempts_incident.to_string(), u.primary_attempts_incident.to_string()),
+        pair(format!("{:.2}", p.incident_amplification), format!("{:.2}", u.incident_amplification)),
+        pair(format!("{:.1}%", p.incident.success_rate), format!("{:.1}%", u.incident.success_rate)),
+        pair(ms(p.incident.p95_ms), ms(u.incident.p95_ms)),
         secs(p.back_on_primary_after_s, "not within the run"),
         secs(u.back_on_primary_after_s, "not within the run"),
     ))
+}
+
+/// Every request of every run, one line each.
+pub fn csv(runs: &[super::Run]) -> String {
+    let mut out = String::from("scenario,mode,start_s,latency_ms,ok,stream,served_by,primary_skipped\n");
+    for r in runs {
+        for s in &r.samples {
+            let _ = writeln!(
+                out,
+                "{},{},{:.4},{:.1},{},{},{},{}",
+                r.scenario.slug(),
+                r.mode,
+                s.start,
+                s.latency_ms,
+                s.ok,
+                s.stream,
+                s.served_by.as_deref().unwrap_or(""),
+                s.primary_skipped
+            );
+        }
+    }
+    out
 }
 
 /// Every number of the report, for machines.

@@ -34,7 +34,7 @@ pub mod real {
     /// Phase lengths.
     pub const BASELINE: u64 = 8_000;
     pub const INCIDENT: u64 = 24_000;
-    pub const RECOVERY: u64 = 16_000;
+    pub const RECOVERY: u64 = 20_000;
     /// Route limits (both modes).
     pub const DEADLINE: u64 = 20_000;
     pub const PRIMARY_TIMEOUT: u64 = 3_000;
@@ -49,13 +49,13 @@ pub mod real {
     pub const BACKOFF_MAX: u64 = 1_000;
     pub const MAX_RETRY_WAIT: u64 = 10_000;
     /// Protection (protected mode).
-    pub const BREAKER_WINDOW: u64 = 10_000;
+    pub const BREAKER_WINDOW: u64 = 5_000;
     pub const OPEN_FOR: u64 = 2_000;
     pub const MAX_OPEN_FOR: u64 = 8_000;
     pub const BUDGET_TTL: u64 = 10_000;
     pub const HEDGE_DELAY: u64 = 1_500;
     /// How long an auth failure takes a deployment out of rotation (the built-in default is 1 h).
-    pub const DISABLE_FOR: u64 = 10_000;
+    pub const DISABLE_FOR: u64 = 8_000;
     pub const RATE_LIMIT_COOLDOWN: u64 = 5_000;
 }
 
@@ -79,9 +79,14 @@ impl Timeline {
         Duration::from_secs_f64((real_ms as f64 * self.scale).max(1.0) / 1000.0)
     }
 
-    /// `real_ms` scaled, in the configuration's and the mock's duration syntax (`37ms`).
+    /// `real_ms` scaled, in the configuration's and the mock's duration syntax (`37ms`, `2s`).
     pub fn ms(&self, real_ms: u64) -> String {
-        format!("{}ms", self.d(real_ms).as_millis().max(1))
+        let ms = self.d(real_ms).as_millis().max(1);
+        if ms.is_multiple_of(1000) {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
     }
 
     pub fn baseline(&self) -> Duration {
@@ -132,7 +137,7 @@ impl Mode {
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -210,6 +215,29 @@ impl Scenario {
         }
     }
 
+    /// What to keep in mind when reading this scenario's numbers.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Scenario::RateLimited => Some(
+                "Retry-After cooldowns are not one of the mechanisms switched off in unprotected mode: both modes \
+                 skip the primary until its Retry-After has passed, which is why they look alike.",
+            ),
+            Scenario::StreamCut => Some(
+                "A stream cut after its commit point cannot be hidden from the caller: the route's \
+                 `stream_failure: error` (the only policy the engine implements; `continue` is not implemented \
+                 yet) ends it with an in-band error and no `[DONE]`, so those callers fail in both modes. \
+                 Protection can only take the primary out of rotation sooner, and the breaker sees a cut stream \
+                 as one success (at the commit point) plus one failure, so a half-open probe that streams \
+                 closes it again before the cut.",
+            ),
+            Scenario::Flapping => Some(
+                "Unprotected, the primary stays in rotation and each failure costs a retry and often a fallback; \
+                 protected, the breaker trips on the failure rate (20% of at least 10 requests in its window).",
+            ),
+            _ => None,
+        }
+    }
+
     /// The primary's fault during the incident, in the mock's suffix syntax.
     pub fn incident_fault(self, t: &Timeline) -> String {
         let healthy = t.healthy(real::PRIMARY);
@@ -238,18 +266,18 @@ impl Scenario {
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
+        f.pad(self.slug())
     }
 }
 
 /// The gateway configuration for one mode: three providers on one mock, one route.
 pub fn config_yaml(mock_url: &str, mode: Mode, t: &Timeline) -> String {
     let ms = |real_ms: u64| t.ms(real_ms);
-    let connect = format!("{}ms", (real::CONNECT as f64 * t.scale).max(CONNECT_FLOOR_MS).round());
+    let connect = Timeline::new(1.0).ms((real::CONNECT as f64 * t.scale).max(CONNECT_FLOOR_MS).round() as u64);
     let (protection, hedge) = match mode {
         Mode::Protected => (
             format!(
-                "  breaker: {{ consecutive_failures: 5, failure_rate: 0.25, min_requests: 10, window: {}, \
+                "  breaker: {{ consecutive_failures: 5, failure_rate: 0.2, min_requests: 10, window: {}, \
                  open_for: {}, max_open_for: {}, half_open_probes: 1 }}\n  \
                  retry_budget: {{ ratio: 0.2, min_per_sec: {}, ttl: {} }}\n",
                 ms(real::BREAKER_WINDOW),
@@ -337,6 +365,7 @@ mod tests {
         let t = Timeline::new(0.1);
         assert_eq!(t.d(12_000), Duration::from_millis(1200));
         assert_eq!(t.ms(600), "60ms");
+        assert_eq!(Timeline::new(1.0).ms(2000), "2s");
         assert_eq!(t.budget_min_per_sec(), 10);
         assert_eq!(Timeline::new(1e-9).d(5), Duration::from_millis(1), "never zero");
     }

@@ -50,14 +50,6 @@ impl Samples {
         self.lock().push(s);
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Samples from index `from` on.
     pub fn since(&self, from: usize) -> Vec<Sample> {
         let all = self.lock();
