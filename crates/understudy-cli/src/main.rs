@@ -63,6 +63,9 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 6)]
         clients: usize,
+        /// Runs played at the same time (1: cleanest numbers).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
         /// No progress lines on stderr.
         #[arg(long, short)]
         quiet: bool,
@@ -93,20 +96,14 @@ async fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Mock { listen, fault, text, no_record } => mock(listen, fault, text, no_record).await,
         Command::Demo { phase_secs } => understudy_cli::demo::run(phase_secs).await,
-        Command::Gameday { out, scale, mode, scenario, clients, quiet } => {
-            gameday(out, scale, mode, &scenario, clients, quiet).await
+        Command::Gameday { out, scale, mode, scenario, clients, jobs, quiet } => {
+            let opts = understudy_cli::gameday::Options { out, scale, clients, jobs, quiet, ..Default::default() };
+            gameday(opts, mode, &scenario).await
         }
     }
 }
 
-async fn gameday(
-    out: PathBuf,
-    scale: f64,
-    mode: GamedayMode,
-    scenarios: &[String],
-    clients: usize,
-    quiet: bool,
-) -> ExitCode {
+async fn gameday(opts: understudy_cli::gameday::Options, mode: GamedayMode, scenarios: &[String]) -> ExitCode {
     use understudy_cli::gameday::{Mode, Options, Scenario};
     // Quiet unless asked: `UNDERSTUDY_LOG=understudy::health=warn` shows breaker transitions.
     understudy_cli::telemetry::init_logging("off");
@@ -123,7 +120,7 @@ async fn gameday(
         GamedayMode::Protected => vec![Mode::Protected],
         GamedayMode::Unprotected => vec![Mode::Unprotected],
     };
-    understudy_cli::gameday::main(Options { out, scale, modes, scenarios, clients, quiet }).await
+    understudy_cli::gameday::main(Options { scenarios, modes, ..opts }).await
 }
 
 async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {

@@ -204,13 +204,14 @@ fn scenario_section(out: &mut String, n: usize, sc: Scenario, runs: &[&Summary],
             );
         }
     }
-    out.push_str("\n| mode | upstream / request (run) | upstream / request (incident) | requests on the sick primary | first fallback answer after | primary out of rotation after | back on primary after recovery | primary share at the end |\n");
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("\n| mode | upstream / request (baseline) | upstream / request (run) | upstream / request (incident) | requests on the sick primary | first fallback answer after | primary out of rotation after | back on primary after recovery | primary share at the end |\n");
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for s in runs {
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0}% |",
+            "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0}% |",
             s.mode,
+            s.baseline_amplification,
             s.amplification,
             s.incident_amplification,
             s.primary_attempts_incident,

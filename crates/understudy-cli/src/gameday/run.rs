@@ -37,6 +37,8 @@ pub struct Upstream {
     /// Requests per base model over the whole run.
     pub by_model: BTreeMap<String, u64>,
     pub total: u64,
+    /// Requests before the incident.
+    pub baseline_total: u64,
     /// Requests between the incident's start and the recovery.
     pub incident_total: u64,
     pub incident_primary: u64,
@@ -193,6 +195,7 @@ fn upstream(at_incident: &Stats, at_recovery: &Stats, at_end: &Stats) -> Upstrea
     Upstream {
         by_model: at_end.by_model.clone(),
         total: at_end.total,
+        baseline_total: at_incident.total,
         incident_total: at_recovery.total.saturating_sub(at_incident.total),
         incident_primary: at_recovery.model(PRIMARY_MODEL).saturating_sub(at_incident.model(PRIMARY_MODEL)),
     }

@@ -68,6 +68,8 @@ pub struct Summary {
     pub recovery: PhaseStats,
     /// Upstream requests (every provider, as the mock counted them) per client request.
     pub amplification: f64,
+    /// The same, before the incident (1 on a machine that keeps up with the scaled timeouts).
+    pub baseline_amplification: f64,
     /// The same, during the incident only.
     pub incident_amplification: f64,
     /// Requests the sick primary received during the incident.
@@ -89,6 +91,7 @@ impl Summary {
         let s = &run.samples;
         let (inc, rec) = (run.incident_at, run.recovery_at);
         let incident_requests = s.iter().filter(|x| x.start >= inc && x.start < rec).count();
+        let baseline_requests = s.iter().filter(|x| x.start < inc).count();
         let first_end = |f: &dyn Fn(&Sample) -> bool, from: f64| {
             s.iter().filter(|x| x.start >= from && f(x)).map(|x| x.end() - from).min_by(f64::total_cmp)
         };
@@ -105,6 +108,7 @@ impl Summary {
             incident: PhaseStats::of(s.iter().filter(|x| x.start >= inc && x.start < rec)),
             recovery: PhaseStats::of(s.iter().filter(|x| x.start >= rec)),
             amplification: ratio(run.upstream.total, s.len()),
+            baseline_amplification: ratio(run.upstream.baseline_total, baseline_requests),
             incident_amplification: ratio(run.upstream.incident_total, incident_requests),
             primary_attempts_incident: run.upstream.incident_primary,
             failover_after_s: first_end(&|x| x.ok && x.served_by.as_deref() != Some(PRIMARY), inc),
@@ -169,13 +173,20 @@ mod tests {
             until: 4.0,
             end_at: 4.0,
             samples,
-            upstream: Upstream { total: 9, incident_total: 3, incident_primary: 1, ..Upstream::default() },
+            upstream: Upstream {
+                total: 9,
+                baseline_total: 1,
+                incident_total: 3,
+                incident_primary: 1,
+                ..Upstream::default()
+            },
         };
         let s = Summary::of(&run);
         assert_eq!((s.baseline.requests, s.incident.requests, s.recovery.requests), (1, 2, 3));
         assert_eq!(s.incident.success_rate, 50.0);
         assert_eq!(s.amplification, 1.5);
         assert_eq!(s.incident_amplification, 1.5);
+        assert_eq!(s.baseline_amplification, 1.0);
         let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
         assert!(close(s.failover_after_s, 0.5), "{:?}", s.failover_after_s);
         assert!(close(s.back_on_primary_after_s, 0.3), "{:?}", s.back_on_primary_after_s);
