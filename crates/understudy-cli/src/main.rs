@@ -44,6 +44,39 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         phase_secs: u64,
     },
+    /// Play incident scenarios (503, 401, 429, latency spike, hang, flapping, cut streams, outage)
+    /// against simulated providers, with and without protection, and write a report.
+    Gameday {
+        /// Where the report, JSON and plots go.
+        #[arg(long, default_value = "gameday-report")]
+        out: PathBuf,
+        /// Time scale: every duration (phases, latencies, timeouts, breaker times) times this.
+        #[arg(long, default_value_t = understudy_cli::gameday::DEFAULT_SCALE)]
+        scale: f64,
+        /// Which modes to run.
+        #[arg(long, value_enum, default_value_t = GamedayMode::Both)]
+        mode: GamedayMode,
+        /// Scenarios to run (comma-separated; default all): hard-down, account-deactivated,
+        /// rate-limited, latency-spike, hung, flapping, stream-cut, outage-recovery.
+        #[arg(long, value_delimiter = ',')]
+        scenario: Vec<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 6)]
+        clients: usize,
+        /// Runs played at the same time (1: cleanest numbers).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// No progress lines on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GamedayMode {
+    Both,
+    Protected,
+    Unprotected,
 }
 
 #[tokio::main]
@@ -63,7 +96,31 @@ async fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Mock { listen, fault, text, no_record } => mock(listen, fault, text, no_record).await,
         Command::Demo { phase_secs } => understudy_cli::demo::run(phase_secs).await,
+        Command::Gameday { out, scale, mode, scenario, clients, jobs, quiet } => {
+            let opts = understudy_cli::gameday::Options { out, scale, clients, jobs, quiet, ..Default::default() };
+            gameday(opts, mode, &scenario).await
+        }
     }
+}
+
+async fn gameday(opts: understudy_cli::gameday::Options, mode: GamedayMode, scenarios: &[String]) -> ExitCode {
+    use understudy_cli::gameday::{Mode, Options, Scenario};
+    // Quiet unless asked: `UNDERSTUDY_LOG=understudy::health=warn` shows breaker transitions.
+    understudy_cli::telemetry::init_logging("off");
+    let scenarios = match scenarios.iter().map(|s| Scenario::parse(s)).collect::<Result<Vec<_>, _>>() {
+        Ok(s) if s.is_empty() => Scenario::ALL.to_vec(),
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --scenario: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let modes = match mode {
+        GamedayMode::Both => vec![Mode::Protected, Mode::Unprotected],
+        GamedayMode::Protected => vec![Mode::Protected],
+        GamedayMode::Unprotected => vec![Mode::Unprotected],
+    };
+    understudy_cli::gameday::main(Options { scenarios, modes, ..opts }).await
 }
 
 async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {

@@ -218,6 +218,18 @@ impl Breaker {
     }
 
     /// Opens now, for a time that doubles with each trip since the last close.
+    /// A half-open probe was abandoned before it reported (it lost a hedge race): it did not
+    /// prove the deployment healthy, so it counts as a failed probe. Without a verdict its slot
+    /// would stay taken for `PROBE_TTL`, keeping a recovered deployment out of rotation.
+    pub fn probe_abandoned(&mut self, now: Instant, reason: &str) -> Option<Transition> {
+        match self.state(now) {
+            State::HalfOpen { in_flight, .. } if in_flight > 0 => {
+                Some(self.trip(now, format!("probe abandoned: {reason}")))
+            }
+            _ => None,
+        }
+    }
+
     fn trip(&mut self, now: Instant, reason: String) -> Transition {
         self.trips += 1;
         let factor = 1u32.checked_shl(self.trips.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
@@ -343,6 +355,26 @@ mod tests {
         assert_eq!(b.admit(Instant::now()).0, Admit::Probe);
         tokio::time::advance(PROBE_TTL).await;
         assert_eq!(b.admit(Instant::now()).0, Admit::Probe, "the first probe never reported");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_reopens_for_longer() {
+        let mut b = Breaker::new(cfg(), Instant::now());
+        for _ in 0..3 {
+            b.record(Instant::now(), false, "x");
+        }
+        assert_eq!(b.probe_abandoned(Instant::now(), "hedge won"), None, "open: no probe to abandon");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(b.probe_abandoned(Instant::now(), "hedge won"), None, "half-open, but no probe in flight");
+        assert_eq!(b.admit(Instant::now()).0, Admit::Probe);
+        let t = b.probe_abandoned(Instant::now(), "hedge won").unwrap();
+        assert_eq!((t.from, t.to), ("half_open", "open"));
+        assert!(t.reason.contains("hedge won"));
+        let State::Open { until } = b.state(Instant::now()) else { panic!("open") };
+        assert_eq!(until - Instant::now(), Duration::from_secs(10), "a re-trip doubles the open time");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(b.admit(Instant::now()).0, Admit::Probe, "the next probe goes after the open time, not PROBE_TTL");
+        assert_eq!(b.record(Instant::now(), true, "").unwrap().to, "closed");
     }
 
     #[tokio::test(start_paused = true)]

@@ -348,10 +348,16 @@ impl DeploymentHealth {
         }
     }
 
-    /// The attempt was abandoned (a hedge lost, the caller left): no verdict on health.
+    /// The attempt was abandoned (a hedge lost, the caller left): no verdict on health, except
+    /// that an abandoned half-open probe counts as a failed one (see `Breaker::probe_abandoned`).
     pub fn abandoned(&self) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
+        let t = if s.breaker_on { s.breaker.probe_abandoned(Instant::now(), "slower than the hedge") } else { None };
+        drop(s);
+        if let Some(t) = t {
+            self.emit(&t, true);
+        }
     }
 
     fn disable(&self, s: &mut State, now: Instant, for_: Duration, f: &Failure) -> Option<Transition> {
