@@ -16,7 +16,9 @@ routes:
 fn check(yaml: &str) -> (bool, String, String) {
     let dir = std::env::temp_dir().join(format!("understudy-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{:x}.yaml", yaml.len() * 7919 + yaml.bytes().map(usize::from).sum::<usize>()));
+    // Tests run in parallel: every call gets its own file.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = dir.join(format!("{}.yaml", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     std::fs::write(&path, yaml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_understudy"))
         .arg("check")

@@ -32,15 +32,11 @@ fn protected_shape(g: &Gameday, sc: Scenario) {
     let p = g.summary(sc, Mode::Protected).unwrap();
     assert!(p.incident.requests >= 10, "{sc}: too little traffic to judge: {}", p.incident.requests);
     if sc == Scenario::StreamCut {
-        // Past the commit point a cut cannot be hidden (see the scenario's note): only streams may
-        // fail, and not more often than without protection.
-        let run = g.runs.iter().find(|r| r.scenario == sc && r.mode == Mode::Protected).unwrap();
-        assert!(run.samples.iter().filter(|s| !s.ok).all(|s| s.stream), "{sc}: a plain request failed");
+        // Protected, a cut stream resumes on the next candidate (`stream_failure: continue`);
+        // unprotected, the caller sees the in-band error.
         let u = g.summary(sc, Mode::Unprotected).unwrap();
         assert!(u.incident.success_rate < 90.0, "{sc}: unprotected callers should see the cut streams");
-        // Usually clearly better (the breaker trips on the failure rate); a loaded machine may send
-        // too few requests per (scaled) window for it to trip, and then both modes look alike.
-        assert!(p.incident.success_rate >= u.incident.success_rate - 5.0, "{sc}: {p:?}\nvs {u:?}");
+        assert!(p.incident.success_rate >= 99.0, "{sc}: {:?}", p.incident);
     } else {
         assert!(p.incident.success_rate >= 99.0, "{sc}: {:?}", p.incident);
         assert!(p.whole.success_rate >= 99.0, "{sc}: {:?}", p.whole);

@@ -145,6 +145,8 @@ async fn a_hedge_answers_when_the_primary_is_slow() {
     assert_eq!(r.status, 200);
     assert_eq!(r.served_by(), "anthropic/backup");
     assert_eq!(r.header("x-understudy-hedges"), Some("1"));
+    assert_eq!(r.reasons(), "openai/primary+latency=3s=hedged_out", "the slow primary is reported");
+    assert_eq!(r.attempts(), 2);
     assert!(took < Duration::from_secs(2), "the hedge won after ~200ms, not the 3s primary: {took:?}");
     assert!(openai_stream_text(&r).1);
     // The loser was cancelled: its connection closed instead of waiting out the 3 s; only the

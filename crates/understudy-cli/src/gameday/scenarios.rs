@@ -223,12 +223,11 @@ impl Scenario {
                  skip the primary until its Retry-After has passed, which is why they look alike.",
             ),
             Scenario::StreamCut => Some(
-                "A stream cut after its commit point cannot be hidden from the caller: the route's \
-                 `stream_failure: error` (the only policy the engine implements; `continue` is not implemented \
-                 yet) ends it with an in-band error and no `[DONE]`, so those callers fail in both modes. \
-                 Protection can only take the primary out of rotation sooner, and the breaker sees a cut stream \
-                 as one success (at the commit point) plus one failure, so a half-open probe that streams \
-                 closes it again before the cut.",
+                "Protected, the route uses `stream_failure: continue`: a stream cut after its commit point \
+                 resumes on the next candidate (restarted, with an in-stream notice, since the fallbacks here \
+                 do not take a prefill), and a cut stream counts as a failure for the primary's breaker. \
+                 Unprotected, the route keeps the default `stream_failure: error`: the stream ends with an \
+                 in-band error and no `[DONE]`.",
             ),
             Scenario::Flapping => Some(
                 "Unprotected, the primary stays in rotation and each failure costs a retry and often a fallback; \
@@ -286,7 +285,7 @@ pub fn config_yaml(mock_url: &str, mode: Mode, t: &Timeline) -> String {
                 t.budget_min_per_sec(),
                 ms(real::BUDGET_TTL),
             ),
-            format!("    hedge: {{ delay: {} }}\n", ms(real::HEDGE_DELAY)),
+            format!("    hedge: {{ delay: {} }}\n    stream_failure: continue\n", ms(real::HEDGE_DELAY)),
         ),
         Mode::Unprotected => {
             ("  breaker: { enabled: false }\n  retry_budget: { enabled: false }\n".to_string(), String::new())

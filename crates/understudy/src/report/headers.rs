@@ -17,12 +17,7 @@ pub fn for_trace(trace: &Trace) -> Vec<(&'static str, String)> {
     if let (Some(dep), Some(_)) = (&trace.served_by, &trace.served_model) {
         h.push((SERVED_BY, dep.clone()));
     }
-    let reasons: Vec<String> = trace
-        .skipped
-        .iter()
-        .map(|s| format!("{}={}", s.deployment, s.reason))
-        .chain(trace.failures().filter_map(|a| a.class.map(|c| format!("{}={}", a.deployment, c.as_str()))))
-        .collect();
+    let reasons = trace.reasons();
     if !reasons.is_empty() {
         h.push((FALLBACK_REASONS, reasons.join(", ")));
     }

@@ -64,6 +64,11 @@ impl AttemptRecord {
         }
     }
 
+    /// An attempt cancelled because a hedge answered first.
+    pub fn hedged_out(deployment: &str, elapsed: Duration) -> Self {
+        AttemptRecord { detail: Some("hedged_out"), ..AttemptRecord::ok(deployment, elapsed) }
+    }
+
     pub fn failed(deployment: &str, f: &Failure, elapsed: Duration) -> Self {
         let mut message = f.message.clone();
         if message.len() > 300 {
@@ -141,6 +146,18 @@ impl Trace {
     /// Failed attempts, in order.
     pub fn failures(&self) -> impl Iterator<Item = &AttemptRecord> {
         self.attempts.iter().filter(|a| a.class.is_some())
+    }
+
+    /// Why each earlier candidate did not answer, in order: `deployment=reason` for skips,
+    /// failures (their class) and hedged-out attempts.
+    pub fn reasons(&self) -> Vec<String> {
+        let skips = self.skipped.iter().map(|s| format!("{}={}", s.deployment, s.reason));
+        let tried = self.attempts.iter().filter_map(|a| match (a.class, a.detail) {
+            (Some(c), _) => Some(format!("{}={}", a.deployment, c.as_str())),
+            (None, Some("hedged_out")) => Some(format!("{}=hedged_out", a.deployment)),
+            _ => None,
+        });
+        skips.chain(tried).collect()
     }
 
     /// Answered by something other than the route's first choice (tried or skipped).

@@ -235,7 +235,16 @@ impl DeploymentHealth {
         }
     }
 
-    /// An attempt reached its commit point (or completed).
+    /// A stream reached its commit point: its time to first token counts now; its verdict comes
+    /// when it ends ([`Self::success`], [`Self::failure`] or [`Self::abandoned`]), so that a
+    /// stream cut after its first token is a failure, not a success and a failure.
+    pub fn committed(&self, now: Instant, ttft: Duration) {
+        let mut s = self.lock();
+        s.ttft.observe(now, ttft);
+        s.ewma.observe(now, ttft);
+    }
+
+    /// An attempt completed well.
     pub fn success(&self, now: Instant, ttft: Option<Duration>, total: Option<Duration>) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);

@@ -156,14 +156,15 @@ async fn hedged(
     let delay = hedge_delay(h, dep, now);
     let mut t1 = Trace::new(&route.name);
     let mut d1 = Vec::new();
+    let mut hedged_out = None;
     let first = Box::pin(try_deployment(dep, req, &route.rules, deadline, &mut t1, Some(&mut d1)));
     let timer = Box::pin(sleep_until((now + delay).min(deadline)));
     let (step, hedged) = match select(first, timer).await {
-        Either::Left((step, _)) => (Some((step, dep.clone())), false),
+        Either::Left((step, _)) => (Some((step, dep.clone())), None),
         Either::Right((_, first)) => {
             if next.health.unavailable(Instant::now()).is_some() || !next.health.withdraw(Instant::now()) {
                 // The hedge target is unavailable or its budget is spent: keep waiting.
-                (Some((first.await, dep.clone())), false)
+                (Some((first.await, dep.clone())), None)
             } else {
                 metrics::counter!(crate::report::metrics::HEDGES, "route" => route.name.clone(), "deployment" => next.id.clone())
                     .increment(1);
@@ -171,14 +172,39 @@ async fn hedged(
                 let mut t2 = Trace::new(&route.name);
                 let mut d2 = Vec::new();
                 let second = Box::pin(try_deployment(next, next_req, &route.rules, deadline, &mut t2, Some(&mut d2)));
+                let started = Instant::now();
                 let out = race(first, second, dep, next).await;
                 deferred.append(&mut d2);
-                trace.merge(t2);
-                (out, true)
+                // Report the loser of a won race too: it was tried, and the answer came from a
+                // fallback because it was slow.
+                if let Some((Step::Answered(_), winner)) = &out {
+                    let first_lost = Arc::ptr_eq(winner, next);
+                    let loser = if first_lost { dep } else { next };
+                    let rec = AttemptRecord::hedged_out(&loser.id, started.elapsed() + delay);
+                    if first_lost {
+                        hedged_out = Some(rec);
+                    } else {
+                        t2.attempts.push(rec);
+                    }
+                }
+                (out, Some(t2))
             }
         }
     };
-    trace.merge(t1);
+    if let Some(rec) = hedged_out {
+        t1.attempts.push(rec);
+    }
+    let hedged = match hedged {
+        Some(t2) => {
+            trace.merge(t1);
+            trace.merge(t2);
+            true
+        }
+        None => {
+            trace.merge(t1);
+            false
+        }
+    };
     deferred.append(&mut d1);
     (step.unwrap_or((Step::Next(None), dep.clone())), hedged)
 }
@@ -284,7 +310,7 @@ async fn try_deployment(
             Ok(s) => {
                 match &s {
                     Success::Complete(_) => dep.health.success(now, None, Some(elapsed)),
-                    Success::Stream(live) => dep.health.success(now, Some(live.ttft), None),
+                    Success::Stream(live) => dep.health.committed(now, live.ttft),
                 }
                 let mut rec = AttemptRecord::ok(&dep.id, elapsed);
                 rec.probe = probe;

@@ -61,6 +61,18 @@ pub struct LiveStream {
     eof: bool,
     /// How to resume if this stream breaks (`stream_failure: continue`).
     pub continuation: Option<super::continuation::Continuation>,
+    /// The deployment's health has heard how this stream ended.
+    verdict_given: bool,
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        // The caller went away (or a continuation replaced this stream) before the end: no
+        // verdict on the deployment's health, but it is no longer in flight.
+        if !self.verdict_given {
+            self.deployment.health.abandoned();
+        }
+    }
 }
 
 impl LiveStream {
@@ -95,6 +107,7 @@ impl LiveStream {
             ended: None,
             eof: false,
             continuation: None,
+            verdict_given: false,
         };
         for d in buffered {
             s.observe(&d);
@@ -112,7 +125,11 @@ impl LiveStream {
         let deadline = now + deployment.limits.timeout;
         let decoder = deployment.adapter.stream_decoder();
         let timing = Timing { started: now, ttft: Duration::ZERO, deadline };
-        LiveStream::new(deployment, frames, Vec::new(), Box::pin(futures::stream::empty()), decoder, timing, 0)
+        let mut s =
+            LiveStream::new(deployment, frames, Vec::new(), Box::pin(futures::stream::empty()), decoder, timing, 0);
+        // Its attempt already reported a complete answer.
+        s.verdict_given = true;
+        s
     }
 
     /// Records what a frame says about the answer; stops at the terminator or an error.
@@ -146,10 +163,20 @@ impl LiveStream {
     /// The next frame, or how the stream ended (returned once; `None` afterwards).
     pub async fn next(&mut self) -> Option<LiveItem> {
         let item = self.next_inner().await;
-        if let Some(LiveItem::End(StreamEnd::Broken(f))) = &item {
-            // A stream that breaks after its commit point counts against the deployment.
-            let l = &self.deployment.limits;
-            self.deployment.health.failure(Instant::now(), f, l.disable_for, l.rate_limit_cooldown);
+        if let Some(LiveItem::End(end)) = &item {
+            if !std::mem::replace(&mut self.verdict_given, true) {
+                let now = Instant::now();
+                match end {
+                    StreamEnd::Complete { .. } => {
+                        self.deployment.health.success(now, None, Some(now.saturating_duration_since(self.started)))
+                    }
+                    // A stream that breaks after its commit point counts against the deployment.
+                    StreamEnd::Broken(f) => {
+                        let l = &self.deployment.limits;
+                        self.deployment.health.failure(now, f, l.disable_for, l.rate_limit_cooldown);
+                    }
+                }
+            }
         }
         item
     }
