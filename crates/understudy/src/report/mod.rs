@@ -30,6 +30,9 @@ pub struct AttemptRecord {
     /// A half-open breaker's probe.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// Made with the caller's own key (BYOK), not the gateway's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_key: bool,
 }
 
 /// A candidate skipped without a call: its breaker is open, it is cooling down, or drained.
@@ -60,6 +63,7 @@ impl AttemptRecord {
             elapsed_ms: elapsed,
             retry_after: None,
             probe: false,
+            caller_key: false,
         }
     }
 
@@ -81,6 +85,7 @@ impl AttemptRecord {
             elapsed_ms: elapsed,
             retry_after: f.retry_after,
             probe: false,
+            caller_key: false,
         }
     }
 }

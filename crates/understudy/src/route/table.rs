@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    Balance, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TruncateMode, TtftTimeout,
+    Balance, ByokConfig, Config, HedgeConfig, Policy, ProbeConfig, StreamFailure, TargetConfig, TruncateMode,
+    TtftTimeout,
 };
 use crate::models::{self, ModelLimits};
 use crate::provider::{self, Adapter, Endpoint};
@@ -178,6 +179,8 @@ pub struct Route {
     pub balance: Balance,
     pub rules: Arc<Rules>,
     pub truncate: TruncateMode,
+    /// How callers' own provider keys are used (see `route::byok`).
+    pub byok: ByokConfig,
 }
 
 impl Route {
@@ -263,6 +266,7 @@ impl RouteTable {
                     balance: rc.balance,
                     rules: Arc::new(Rules::from_config(&rc.validate)),
                     truncate: rc.truncate,
+                    byok: rc.byok.clone(),
                 }),
             );
         }
@@ -315,6 +319,7 @@ impl RouteTable {
             balance: Balance::Weighted,
             rules: Arc::new(Rules::default()),
             truncate: TruncateMode::None,
+            byok: ByokConfig::default(),
         }))
     }
 
