@@ -168,6 +168,9 @@ async fn providers_without_embeddings_are_skipped_without_a_call() {
     assert_eq!(r.reasons(), "anthropic/claude-haiku-4-5=no_embeddings");
     assert_eq!(r.attempts(), 1);
     assert_eq!(env.upstream("claude-haiku-4-5"), 0);
+    let state: Value =
+        env.client.get(format!("{}/admin/state", env.gw.url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["fallback_routes"], json!([]), "passing over a chat-only deployment is not a fallback");
 
     let r = embed(&env, json!({"model": "chat_only", "input": "x"})).await;
     assert_eq!(r.status, 400, "{}", r.text);

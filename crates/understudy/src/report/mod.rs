@@ -150,7 +150,11 @@ impl Trace {
     /// Answered by something other than the route's first choice (tried or skipped).
     pub fn fell_back(&self) -> bool {
         match (self.attempts.first(), &self.served_by) {
-            (Some(first), Some(s)) => &first.deployment != s || !self.skipped.is_empty(),
+            // A deployment that cannot serve this kind of request at all (no embeddings endpoint)
+            // was never a choice: passing it over is not a fallback.
+            (Some(first), Some(s)) => {
+                &first.deployment != s || self.skipped.iter().any(|k| k.reason != "no_embeddings")
+            }
             _ => false,
         }
     }
