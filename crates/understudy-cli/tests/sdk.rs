@@ -1,5 +1,5 @@
 //! The official OpenAI and Anthropic Python SDKs call the gateway, streaming and not, including
-//! failovers and errors. The test set-up (`scripts/test.sh`) installs them into `.venv`.
+//! failovers, errors and embeddings. The test set-up (`scripts/test.sh`) installs them into `.venv`.
 
 mod common;
 
@@ -49,6 +49,9 @@ async fn official_python_sdks_work_against_the_gateway() {
   tools:
     fallback_chain:
       - { provider: anthropic, model: \"claude-tools+tool_call\" }
+  embed:
+    fallback_chain:
+      - { provider: gemini, model: gemini-embedding-001 }
 ")
     .await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/clients.py");

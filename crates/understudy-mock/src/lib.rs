@@ -17,7 +17,9 @@
 //! Endpoints: `POST /v1/chat/completions`, `POST /v1/messages`, `GET /v1/models` (OpenAI, or
 //! Anthropic when the request carries `anthropic-version` / `x-api-key`),
 //! `POST /v1beta/models/{model}:generateContent`, `...:streamGenerateContent?alt=sse`,
-//! `GET /v1beta/models`, and the control plane under `/_mock/` (`GET stats`,
+//! `GET /v1beta/models`, embeddings (`POST /v1/embeddings` and
+//! `POST /v1beta/models/{model}:batchEmbedContents`, deterministic unit vectors from a hash of
+//! each input, 8 dimensions unless asked otherwise), and the control plane under `/_mock/` (`GET stats`,
 //! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
 //!
 //! A request's fault is the run-time rule for its base model, else the `*` rule, else the
@@ -36,6 +38,7 @@ mod parse;
 mod route;
 mod server;
 mod state;
+mod vectors;
 
 pub use body::StreamCut;
 pub use fault::{ErrorKind, Fault};

@@ -33,6 +33,11 @@ enum Endpoint<'a> {
         model: Cow<'a, str>,
         stream: bool,
     },
+    /// OpenAI `/v1/embeddings`, or Gemini `/v1beta/models/{model}:batchEmbedContents`.
+    Embeddings {
+        dialect: Dialect,
+        model: Option<Cow<'a, str>>,
+    },
     Models(Dialect),
     Control,
     NotFound,
@@ -43,6 +48,7 @@ fn classify(parts: &Parts) -> Endpoint<'_> {
     match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => Endpoint::Chat(Dialect::OpenAi),
         (&Method::POST, "/v1/messages") => Endpoint::Chat(Dialect::Anthropic),
+        (&Method::POST, "/v1/embeddings") => Endpoint::Embeddings { dialect: Dialect::OpenAi, model: None },
         // Both OpenAI and Anthropic list models here; Anthropic clients send their headers.
         (&Method::GET, "/v1/models") => {
             let anthropic = parts.headers.contains_key("anthropic-version") || parts.headers.contains_key("x-api-key");
@@ -64,6 +70,9 @@ fn gemini_endpoint(rest: &str) -> Endpoint<'_> {
     let stream = match method {
         "generateContent" => false,
         "streamGenerateContent" => true,
+        "batchEmbedContents" => {
+            return Endpoint::Embeddings { dialect: Dialect::Gemini, model: Some(percent_decode(model)) }
+        }
         _ => return Endpoint::NotFound,
     };
     Endpoint::Gemini { model: percent_decode(model), stream }
@@ -81,6 +90,10 @@ pub(crate) async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Resp {
         },
         Endpoint::Gemini { model, stream } => match read_body(body).await {
             Ok(bytes) => chat(&parts, &bytes, Dialect::Gemini, Some((&model, stream)), &conn).await,
+            Err(resp) => resp,
+        },
+        Endpoint::Embeddings { dialect, model } => match read_body(body).await {
+            Ok(bytes) => embeddings(&parts, &bytes, dialect, model.as_deref(), &conn).await,
             Err(resp) => resp,
         },
     }
@@ -267,6 +280,57 @@ fn respond(
         blocked: blocked.then_some("PROHIBITED_CONTENT"),
     });
     dialect::answer(dialect, &answer, parsed, &StreamFaults::new(fault, failing))
+}
+
+/// Embeddings: the same order as chat (count, record, fault, transport misbehaviour, auth,
+/// validation, injected error), then a deterministic vector per input. `empty` answers with no
+/// vectors at all.
+async fn embeddings(parts: &Parts, body: &Bytes, dialect: Dialect, path_model: Option<&str>, conn: &Conn) -> Resp {
+    let state = &conn.state;
+    let parsed = dialect::parse_embeddings(dialect, body, path_model, state.config.lenient);
+    let raw_model = match (path_model, &parsed) {
+        (Some(m), _) => Some(m),
+        (None, Ok(p)) => p.model.as_deref(),
+        (None, Err(_)) => None,
+    };
+    let (base, suffix) = match raw_model.map(Fault::split_model) {
+        Some((base, suffix)) => (Some(base), suffix),
+        None => (None, None),
+    };
+    state.count(dialect, base);
+    record(state, parts, dialect, raw_model, base, body.clone());
+
+    let (fault, suffix_error) = choose(state, base, suffix);
+    let failing = roll(&fault);
+    transport(&fault, failing, conn).await;
+
+    let request_id = state.next_id();
+    let (key, verdict) = dialect::check_auth(dialect, &parts.headers, parts.uri.query(), &state.config.api_keys);
+    let spec = ErrorSpec {
+        kind: fault.error,
+        status: fault.status,
+        retry_after: fault.retry_after.as_deref(),
+        model: base.unwrap_or(""),
+        api_key: key.as_deref(),
+        request_id,
+    };
+    if let Err(failure) = verdict {
+        return dialect::auth_error(dialect, failure, &spec);
+    }
+    let parsed = match &parsed {
+        Ok(p) => p,
+        Err(invalid) => return dialect::invalid(dialect, invalid, request_id),
+    };
+    if let Some(e) = suffix_error {
+        return dialect::invalid(dialect, &Invalid::new(format!("mock: bad fault suffix: {e}")), request_id);
+    }
+    if let Some(invalid) = &parsed.invalid {
+        return dialect::invalid(dialect, invalid, request_id);
+    }
+    if failing && (fault.error.is_some() || fault.status.is_some()) {
+        return dialect::error(dialect, &spec);
+    }
+    dialect::embeddings(dialect, parsed, base.unwrap_or(""), failing && fault.empty, request_id)
 }
 
 /// Model listings obey the `*` rule and the default fault, so health probes see outages.

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
 use crate::config::Config;
 use crate::config::StreamFailure;
 use crate::failure::{Failure, FailureClass};
 use crate::report::Trace;
 use crate::resilience::health::HealthRegistry;
 use crate::route::attempt::Success;
+use crate::route::byok::CallerKeys;
+use crate::route::embed;
 use crate::route::fallback::{self, Failed};
 use crate::route::{Route, RouteTable};
 use crate::stream::continuation::Continuation;
@@ -23,6 +25,9 @@ use crate::stream::LiveStream;
 pub struct CallOptions {
     /// Overrides the route's deadline (precedence: request > route > defaults).
     pub deadline: Option<Duration>,
+    /// Provider keys the caller sent with this request (bring your own key). They live as long
+    /// as the request: never logged, stored or shared (see `route::byok`).
+    pub caller_keys: CallerKeys,
 }
 
 pub enum Reply {
@@ -43,6 +48,12 @@ pub enum GatewayError {
 
 pub struct Handled {
     pub result: Result<Reply, GatewayError>,
+    pub trace: Trace,
+}
+
+/// An embeddings request's outcome.
+pub struct HandledEmbeddings {
+    pub result: Result<EmbeddingsResponse, GatewayError>,
     pub trace: Trace,
 }
 
@@ -84,11 +95,11 @@ impl Gateway {
             };
         };
         let deadline = Instant::now() + opts.deadline.unwrap_or(route.limits.deadline);
-        let mut exec = fallback::execute(&route, req, deadline).await;
+        let mut exec = fallback::execute(&route, req, deadline, &opts.caller_keys).await;
         if let (Err(Failed::Stopped(f)), Some(chain)) = (&exec.result, &route.content_policy) {
             if f.class == FailureClass::ContentFiltered {
                 // The route names its own chain for content-policy refusals: try it.
-                let retry = fallback::execute(chain, req, deadline).await;
+                let retry = fallback::execute(chain, req, deadline, &opts.caller_keys).await;
                 let mut trace = std::mem::replace(&mut exec.trace, Trace::new(&route.name));
                 let upstream = trace.upstream + retry.trace.upstream;
                 trace.merge(retry.trace.clone());
@@ -113,6 +124,7 @@ impl Gateway {
                         req: req.clone(),
                         remaining: all[pos..].to_vec(),
                         deadline,
+                        caller_keys: opts.caller_keys.clone(),
                     });
                 }
                 Ok(Reply::Stream(live))
@@ -123,6 +135,30 @@ impl Gateway {
             }
         };
         Handled { result, trace: exec.trace }
+    }
+
+    /// Embeddings through the route `req.model` names, with the same fallbacks, health and
+    /// reporting as [`chat`](Self::chat). The answer's `model` is the deployment's.
+    pub async fn embed(&self, req: &EmbeddingsRequest, opts: &CallOptions) -> HandledEmbeddings {
+        let Some(route) = self.route(&req.model) else {
+            return HandledEmbeddings {
+                result: Err(GatewayError::UnknownRoute(req.model.clone())),
+                trace: Trace::new(&req.model),
+            };
+        };
+        let deadline = Instant::now() + opts.deadline.unwrap_or(route.limits.deadline);
+        let exec = embed::execute(&route, req, deadline, &opts.caller_keys).await;
+        if exec.result.is_ok() && !route.steps.is_empty() {
+            self.health.route_served(&route.name, exec.trace.fell_back());
+        }
+        let result = match exec.result {
+            Ok((_, resp)) => Ok(resp),
+            Err(Failed::Stopped(f)) => Err(GatewayError::Rejected(f)),
+            Err(Failed::Exhausted { last }) => {
+                Err(GatewayError::Exhausted { last, retry_after: fallback::retry_after_hint(&exec.trace) })
+            }
+        };
+        HandledEmbeddings { result, trace: exec.trace }
     }
 }
 

@@ -26,4 +26,4 @@ pub mod validate;
 pub mod wire;
 
 pub use failure::{Failure, FailureClass};
-pub use gateway::{CallOptions, Gateway, GatewayError, Handled, Reply};
+pub use gateway::{CallOptions, Gateway, GatewayError, Handled, HandledEmbeddings, Reply};

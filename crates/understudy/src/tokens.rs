@@ -58,6 +58,11 @@ fn count_text(text: &str, enc: Encoding) -> usize {
     }
 }
 
+/// One text's size for `enc` (embeddings inputs, whose providers may report no usage).
+pub fn text_tokens(text: &str, enc: Encoding) -> usize {
+    count_text(text, enc)
+}
+
 /// The prompt's size for `enc`: system prompt, messages, tool definitions.
 pub fn prompt_tokens(req: &ChatRequest, enc: Encoding) -> usize {
     fn parts(p: &[ContentPart], enc: Encoding) -> usize {

@@ -13,12 +13,12 @@ use understudy::canonical::{ChatRequest, Dialect};
 use understudy::report::{headers as hdr, metrics as m, Trace};
 use understudy::stream::relay::{self, RelayOutcome};
 use understudy::wire::{front, ErrorBody};
-use understudy::{CallOptions, FailureClass, GatewayError, Reply};
+use understudy::Reply;
 
+use super::respond::{
+    call_options, error_response, json_response, log_request, outcome, overhead, request_id, with_trace, LogLine,
+};
 use super::{errors, AppState};
-
-/// Per-request header that overrides the route's deadline, e.g. `x-understudy-deadline: 10s`.
-pub const DEADLINE_HEADER: &str = "x-understudy-deadline";
 
 pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body, front: Dialect) -> Response {
     let arrived = Instant::now();
@@ -54,20 +54,11 @@ async fn serve(
             return errors::response(front, &err);
         }
     };
-    let deadline = match headers.get(DEADLINE_HEADER).map(|v| v.to_str().map(|s| humantime::parse_duration(s.trim()))) {
-        None => None,
-        Some(Ok(Ok(d))) if !d.is_zero() => Some(d),
-        Some(_) => {
-            let err = ErrorBody::new(
-                400,
-                errors::invalid_request_type(front),
-                format!("{DEADLINE_HEADER} must be a duration such as 10s or 1500ms"),
-            )
-            .code("invalid_request");
-            return errors::response(front, &err);
-        }
+    let opts = match call_options(headers, front) {
+        Ok(o) => o,
+        Err(resp) => return *resp,
     };
-    let handled = state.gateway.chat(&req, &CallOptions { deadline }).await;
+    let handled = state.gateway.chat(&req, &opts).await;
     let trace = handled.trace;
     m::record_attempts(&trace);
     match handled.result {
@@ -88,7 +79,12 @@ async fn serve(
                 let answer = resp.choices.first().map(|c| c.text()).unwrap_or_default();
                 j.record(request_id, &trace, front.as_str(), "fallback", req.transcript(), answer);
             }
-            log_request(request_id, &trace, front, &req, 200, "ok", arrived.elapsed(), overhead, None, Some(usage));
+            let line = LogLine {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                ..log_line(request_id, front, &req, 200, "ok", arrived, overhead)
+            };
+            log_request(&trace, &line);
             m::record_request(&trace.route, front.as_str(), "ok", arrived.elapsed(), overhead);
             with_trace(response, &trace)
         }
@@ -133,97 +129,41 @@ async fn serve(
         }
         Err(e) => {
             let (response, status) = error_response(front, &e, &trace);
-            let outcome = match &e {
-                GatewayError::UnknownRoute(_) => "unknown_route",
-                GatewayError::Rejected(f) => f.class.as_str(),
-                GatewayError::Exhausted { .. } => "all_candidates_failed",
-            };
+            let outcome = outcome(&e);
             let overhead = overhead(arrived, &trace);
-            log_request(request_id, &trace, front, &req, status, outcome, arrived.elapsed(), overhead, Some(&e), None);
+            let line =
+                LogLine { error: Some(&e), ..log_line(request_id, front, &req, status, outcome, arrived, overhead) };
+            log_request(&trace, &line);
             m::record_request(&trace.route, front.as_str(), outcome, arrived.elapsed(), overhead);
             with_trace(response, &trace)
         }
     }
 }
 
-/// Time spent in the gateway itself: everything but waiting on providers and deliberate pauses.
-fn overhead(arrived: Instant, trace: &Trace) -> Duration {
-    arrived.elapsed().saturating_sub(trace.upstream + trace.waited)
-}
-
-fn error_response(front: Dialect, e: &GatewayError, trace: &Trace) -> (Response, u16) {
-    match e {
-        GatewayError::UnknownRoute(model) => {
-            let err = ErrorBody::new(
-                404,
-                errors::not_found_type(front),
-                format!("the model `{model}` is not a configured route; GET /v1/models lists them"),
-            )
-            .code("model_not_found");
-            (errors::response(front, &err), 404)
-        }
-        GatewayError::Rejected(f) => {
-            let status = f.status.unwrap_or(400);
-            // A caller's own mistake reaches a caller of the same dialect exactly as the
-            // provider wrote it.
-            if let Some((dialect, body)) = &f.upstream {
-                if *dialect == front {
-                    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                    return (errors::raw(code, body.clone()), status);
-                }
-            }
-            let (ty, code) = match f.class {
-                FailureClass::ContentFiltered => (errors::invalid_request_type(front), "content_filter"),
-                _ => (errors::invalid_request_type(front), "invalid_request"),
-            };
-            let err = ErrorBody::new(status, ty, f.message.clone()).code(code);
-            (errors::response(front, &err), status)
-        }
-        GatewayError::Exhausted { last, retry_after } => {
-            let classes: Vec<FailureClass> = trace.failures().filter_map(|a| a.class).collect();
-            let all = |c: FailureClass| !classes.is_empty() && classes.iter().all(|x| *x == c);
-            let context_only = trace.skipped.iter().all(|s| s.reason == "context_window")
-                && classes.iter().all(|c| *c == FailureClass::ContextWindow)
-                && !(classes.is_empty() && trace.skipped.is_empty());
-            let status = if context_only {
-                400
-            } else if all(FailureClass::RateLimited) {
-                429
-            } else {
-                503
-            };
-            let skipped: Vec<String> = trace.skipped.iter().map(|s| format!("{}={}", s.deployment, s.reason)).collect();
-            let message = match trace.attempts.len() {
-                0 if !skipped.is_empty() => {
-                    format!("every candidate of route `{}` is unavailable: {}", trace.route, skipped.join(", "))
-                }
-                0 => "no candidate could be tried before the deadline".to_string(),
-                n => format!(
-                    "all {} candidates of route `{}` failed ({} attempts); last: {}",
-                    trace.attempts.iter().map(|a| &a.deployment).collect::<std::collections::BTreeSet<_>>().len(),
-                    trace.route,
-                    n,
-                    last
-                ),
-            };
-            let code = if context_only { "context_length_exceeded" } else { "all_candidates_failed" };
-            let mut err = ErrorBody::new(status, "all_candidates_failed", message).code(code);
-            err.extra.insert("attempts".into(), serde_json::to_value(&trace.attempts).unwrap_or_default());
-            if !trace.skipped.is_empty() {
-                err.extra.insert("skipped".into(), serde_json::to_value(&trace.skipped).unwrap_or_default());
-            }
-            let mut resp = errors::response(front, &err);
-            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
-            (resp, status)
-        }
+/// The log line's fields for a request that did not stream.
+fn log_line<'a>(
+    request_id: &'a str,
+    front: Dialect,
+    req: &'a ChatRequest,
+    status: u16,
+    outcome: &'a str,
+    arrived: Instant,
+    overhead: Duration,
+) -> LogLine<'a> {
+    LogLine {
+        request_id,
+        endpoint: "chat",
+        front,
+        model: &req.model,
+        stream: req.stream,
+        status,
+        outcome,
+        total: arrived.elapsed(),
+        overhead,
+        error: None,
+        input_tokens: 0,
+        output_tokens: 0,
     }
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 fn sse_response(body: Body) -> Response {
@@ -232,60 +172,6 @@ fn sse_response(body: Body) -> Response {
     h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
-}
-
-fn with_trace(mut r: Response, trace: &Trace) -> Response {
-    for (name, value) in hdr::for_trace(trace) {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            r.headers_mut().insert(name, v);
-        }
-    }
-    r
-}
-
-/// The caller's `x-request-id` when it is sane, else a new one.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(hdr::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn log_request(
-    request_id: &str,
-    trace: &Trace,
-    front: Dialect,
-    req: &ChatRequest,
-    status: u16,
-    outcome: &str,
-    total: Duration,
-    overhead: Duration,
-    error: Option<&GatewayError>,
-    usage: Option<understudy::canonical::Usage>,
-) {
-    let attempts = serde_json::to_string(&trace.attempts).unwrap_or_default();
-    tracing::info!(
-        target: "understudy::request",
-        request_id,
-        route = %trace.route,
-        front = front.as_str(),
-        model = %req.model,
-        stream = req.stream,
-        status,
-        outcome,
-        served_by = trace.served_by.as_deref().unwrap_or(""),
-        fell_back = trace.fell_back(),
-        attempts = %attempts,
-        duration_ms = total.as_secs_f64() * 1e3,
-        overhead_ms = overhead.as_secs_f64() * 1e3,
-        input_tokens = usage.map(|u| u.input_tokens).unwrap_or(0),
-        output_tokens = usage.map(|u| u.output_tokens).unwrap_or(0),
-        error = error.map(|e| e.error_type()).unwrap_or(""),
-        "request"
-    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -304,6 +190,7 @@ fn log_stream_end(
     tracing::info!(
         target: "understudy::request",
         request_id,
+        endpoint = "chat",
         route = %trace.route,
         front = front.as_str(),
         model,

@@ -7,8 +7,10 @@
 mod admin;
 mod auth;
 mod chat;
+mod embeddings;
 mod errors;
 mod listen;
+mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,6 +92,7 @@ fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(|s, h, b| chat::handle(s, h, b, Dialect::OpenAi)))
         .route("/v1/messages", post(|s, h, b| chat::handle(s, h, b, Dialect::Anthropic)))
+        .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     Router::new()

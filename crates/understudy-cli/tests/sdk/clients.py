@@ -77,6 +77,15 @@ try:
 except openai.NotFoundError:
     check(True, "openai: unknown route is NotFoundError")
 
+# Embeddings: the SDK asks for base64 by default and decodes it; a Gemini provider serves them.
+e = oa.embeddings.create(model="embed", input=["hello world", "bye"])
+check(len(e.data) == 2 and len(e.data[0].embedding) == 8, f"openai: embeddings shape ({e})")
+check(abs(sum(x * x for x in e.data[0].embedding) - 1) < 1e-3, "openai: embeddings decoded from base64")
+check(e.model == "gemini-embedding-001", f"openai: embeddings model is the deployment's ({e.model})")
+f = oa.embeddings.create(model="embed", input="hello world", encoding_format="float", dimensions=8)
+check(all(abs(a - b) < 1e-6 for a, b in zip(f.data[0].embedding, e.data[0].embedding)), "openai: float == base64")
+check(e.usage.prompt_tokens > 0, "openai: embeddings usage")
+
 # --- Anthropic SDK ----------------------------------------------------------------------------
 m = an.messages.create(model="smart", max_tokens=100, messages=[{"role": "user", "content": "Say hello."}])
 check(m.content[0].type == "text" and m.content[0].text, "anthropic: non-streaming text")

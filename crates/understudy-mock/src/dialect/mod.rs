@@ -17,6 +17,7 @@ use crate::fault::ErrorKind;
 use crate::http::{set_header, Resp};
 use crate::parse::Str;
 use crate::state::Dialect;
+use crate::vectors::Seed;
 
 /// A request that the real API would refuse with 400 (the body is the provider's own shape).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,21 @@ pub(crate) struct Parsed<'a> {
     pub invalid: Option<Invalid>,
 }
 
+/// What the dialects extract from an embeddings request.
+#[derive(Debug, Default)]
+pub(crate) struct EmbedParsed {
+    /// The model as requested (with any fault suffix); Gemini's comes from the path.
+    pub model: Option<String>,
+    /// One per input, in order.
+    pub seeds: Vec<Seed>,
+    pub dimensions: Option<usize>,
+    /// OpenAI `encoding_format: "base64"`.
+    pub base64: bool,
+    pub prompt_words: u32,
+    /// The first validation failure, reported after auth (as the real APIs order them).
+    pub invalid: Option<Invalid>,
+}
+
 /// An injected error to render.
 pub(crate) struct ErrorSpec<'a> {
     pub kind: Option<ErrorKind>,
@@ -82,6 +98,28 @@ pub(crate) fn parse<'a>(dialect: Dialect, body: &'a [u8], lenient: bool) -> Resu
         Dialect::OpenAi => openai::parse(body),
         Dialect::Anthropic => anthropic::parse(body, lenient),
         Dialect::Gemini => gemini::parse(body, lenient),
+    }
+}
+
+/// Parses an embeddings request (OpenAI `/v1/embeddings`, Gemini `:batchEmbedContents` whose
+/// model is in the path). Anthropic has no embeddings endpoint.
+pub(crate) fn parse_embeddings(
+    dialect: Dialect,
+    body: &[u8],
+    path_model: Option<&str>,
+    lenient: bool,
+) -> Result<EmbedParsed, Invalid> {
+    match dialect {
+        Dialect::Gemini => gemini::embeddings::parse(body, path_model.unwrap_or(""), lenient),
+        Dialect::OpenAi | Dialect::Anthropic => openai::embeddings::parse(body),
+    }
+}
+
+/// Vectors for every input (none when `empty`, a bad answer for gateways to catch).
+pub(crate) fn embeddings(dialect: Dialect, parsed: &EmbedParsed, base: &str, empty: bool, request_id: u64) -> Resp {
+    match dialect {
+        Dialect::Gemini => gemini::embeddings::answer(parsed, empty),
+        Dialect::OpenAi | Dialect::Anthropic => openai::embeddings::answer(parsed, base, empty, request_id),
     }
 }
 

@@ -197,6 +197,12 @@ impl Validator<'_> {
                     }
                 }
             }
+            for name in r.byok.providers.iter().flatten() {
+                if !c.providers.contains_key(name) {
+                    let msg = format!("unknown provider {name:?}");
+                    return Err(self.err(&["routes", rname, "byok", "providers"], msg));
+                }
+            }
             for (i, t) in r.fallback_chain.iter().enumerate() {
                 let idx = format!("[{i}]");
                 self.check_target(&["routes", rname, "fallback_chain", &idx], t, c)?;

@@ -331,7 +331,26 @@ with_policy! {
         /// to the caller.
         #[serde(default)]
         pub on_content_filtered: Vec<TargetConfig>,
+        /// Callers' own provider keys (`x-understudy-<kind>-key` headers): which providers take
+        /// them, and whether the gateway's keys stand in when a caller's key is refused.
+        #[serde(default)]
+        pub byok: ByokConfig,
     }
+}
+
+/// Bring your own key: how a route treats provider keys that callers send with a request.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ByokConfig {
+    /// When a caller's key is refused (auth failure or exhausted quota), call that provider with
+    /// the gateway's own key after all. Off by default: the caller pays, or the provider is skipped.
+    #[serde(default)]
+    pub fallback_to_gateway_keys: bool,
+    /// Providers (names under `providers:`) that receive callers' keys of their kind. Default:
+    /// every provider that uses its kind's official base URL, so that a caller's key never
+    /// reaches a third-party server configured with the same kind.
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
 }
 
 /// Response validation rules. The first five are on by default.

@@ -4,10 +4,10 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 
 use super::{merge_params, secret_header, to_body, Adapter, Call, Endpoint, UpstreamRequest};
-use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::canonical::{ChatRequest, ChatResponse, Dialect, EmbeddingsRequest, EmbeddingsResponse};
 use crate::config::Secret;
 use crate::failure::Failure;
-use crate::wire::gemini::{error, request, response, stream};
+use crate::wire::gemini::{embeddings, error, request, response, stream};
 use crate::wire::StreamDecoder;
 
 pub struct Gemini;
@@ -29,6 +29,22 @@ impl Adapter for Gemini {
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
         response::decode(body)
+    }
+
+    /// `POST {base}/models/{model}:batchEmbedContents`; token-id inputs are refused as
+    /// `deployment_invalid` (Gemini embeds text only).
+    fn build_embeddings(&self, req: &EmbeddingsRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
+        let body = embeddings::encode(req, call.model, call.extra_params)?;
+        let model = call.model.strip_prefix("models/").unwrap_or(call.model);
+        Ok(UpstreamRequest {
+            url: format!("{}/models/{}:batchEmbedContents", call.endpoint.base_url, path_segment(model)),
+            headers: headers(call.endpoint, call.api_key)?,
+            body: to_body(&body),
+        })
+    }
+
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingsResponse, Failure> {
+        embeddings::decode(body)
     }
 
     fn classify_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
@@ -186,6 +202,36 @@ mod tests {
         assert!(up.headers["x-goog-api-key"].is_sensitive());
         assert_eq!(up.headers["x-team"], "blue");
         assert!(up.body.is_empty());
+    }
+
+    #[test]
+    fn embeddings_use_batch_embed_contents_with_the_key_in_a_header() {
+        let ep = endpoint();
+        let key = Secret::new("AIza-caller");
+        let extra = Map::new();
+        let call =
+            Call { endpoint: &ep, model: "gemini-embedding-001", api_key: &key, extra_params: &extra, stream: false };
+        let req = crate::canonical::EmbeddingsRequest {
+            model: "route".into(),
+            input: vec![crate::canonical::EmbeddingInput::Text("hi".into())],
+            dimensions: Some(4),
+            native: None,
+        };
+        let up = Gemini.build_embeddings(&req, &call).unwrap();
+        assert_eq!(
+            up.url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        assert_eq!(up.headers["x-goog-api-key"], "AIza-caller");
+        assert!(!up.url.contains("AIza"));
+        let body: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(body["requests"][0]["outputDimensionality"], 4);
+        let tokens = crate::canonical::EmbeddingsRequest {
+            input: vec![crate::canonical::EmbeddingInput::Tokens(vec![1])],
+            ..req
+        };
+        assert_eq!(Gemini.build_embeddings(&tokens, &call).unwrap_err().class, FailureClass::DeploymentInvalid);
+        assert_eq!(Gemini.decode_embeddings(br#"{"embeddings":[{"values":[1]}]}"#).unwrap().vectors, vec![vec![1.0]]);
     }
 
     #[test]

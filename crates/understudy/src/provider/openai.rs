@@ -6,10 +6,10 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 
 use super::{merge_params, secret_header, to_body, Adapter, Call, Endpoint, UpstreamRequest};
-use crate::canonical::{ChatRequest, ChatResponse, Dialect};
+use crate::canonical::{ChatRequest, ChatResponse, Dialect, EmbeddingsRequest, EmbeddingsResponse};
 use crate::config::Secret;
 use crate::failure::Failure;
-use crate::wire::openai::{error, request, response, stream};
+use crate::wire::openai::{embeddings, error, request, response, stream};
 use crate::wire::StreamDecoder;
 
 pub struct OpenAi;
@@ -22,19 +22,23 @@ impl Adapter for OpenAi {
     fn build(&self, req: &ChatRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
         let mut body = request::encode(req, call.model, call.stream);
         merge_params(&mut body, call.extra_params);
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // Local servers (Ollama, vLLM) take no key: send no header rather than "Bearer ".
-        if !call.api_key.is_empty() {
-            let bearer = secret_header(&format!("Bearer {}", call.api_key.expose()))?;
-            headers.insert(AUTHORIZATION, bearer);
-        }
-        // Configured headers come last, so that they can replace the defaults (Azure's `api-key`
-        // instead of a bearer token, an organisation or project header...).
-        for (name, value) in &call.endpoint.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        Ok(UpstreamRequest { url: chat_url(&call.endpoint.base_url), headers, body: to_body(&body) })
+        Ok(UpstreamRequest {
+            url: chat_url(&call.endpoint.base_url),
+            headers: json_headers(call)?,
+            body: to_body(&body),
+        })
+    }
+
+    /// `POST {base_url}/embeddings`, with the chat call's credentials and headers.
+    fn build_embeddings(&self, req: &EmbeddingsRequest, call: &Call<'_>) -> Result<UpstreamRequest, Failure> {
+        let mut body = embeddings::encode(req, call.model)?;
+        merge_params(&mut body, call.extra_params);
+        let url = url(&call.endpoint.base_url, "embeddings");
+        Ok(UpstreamRequest { url, headers: json_headers(call)?, body: to_body(&body) })
+    }
+
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingsResponse, Failure> {
+        embeddings::decode_response(body)
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
@@ -63,6 +67,23 @@ impl Adapter for OpenAi {
         }
         Some(Ok(UpstreamRequest { url: url(&endpoint.base_url, "models"), headers, body: Default::default() }))
     }
+}
+
+/// JSON content type, the bearer key, then the configured headers.
+fn json_headers(call: &Call<'_>) -> Result<HeaderMap, Failure> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Local servers (Ollama, vLLM) take no key: send no header rather than "Bearer ".
+    if !call.api_key.is_empty() {
+        let bearer = secret_header(&format!("Bearer {}", call.api_key.expose()))?;
+        headers.insert(AUTHORIZATION, bearer);
+    }
+    // Configured headers come last, so that they can replace the defaults (Azure's `api-key`
+    // instead of a bearer token, an organisation or project header...).
+    for (name, value) in &call.endpoint.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(headers)
 }
 
 /// `{base_url}/chat/completions`. A query in the base URL stays at the end, so that an Azure
@@ -188,6 +209,27 @@ mod tests {
             "https://r.example/openai/v1/models?api-version=1"
         );
         assert_eq!(OpenAi.models_request(&ep, &Secret::new("a\nb")).unwrap().unwrap_err().class, FailureClass::Auth);
+    }
+
+    #[test]
+    fn embeddings_go_to_the_embeddings_path_with_the_same_credentials() {
+        let ep = endpoint(vec![(HeaderName::from_static("openai-project"), HeaderValue::from_static("proj_1"))]);
+        let key = Secret::new("sk-caller");
+        let mut extra = Map::new();
+        extra.insert("user".into(), json!("svc"));
+        let call =
+            Call { endpoint: &ep, model: "text-embedding-3-small", api_key: &key, extra_params: &extra, stream: false };
+        let front =
+            crate::wire::openai::embeddings::decode(br#"{"model":"route","input":"hi","dimensions":8}"#).unwrap();
+        let up = OpenAi.build_embeddings(&front.request, &call).unwrap();
+        assert_eq!(up.url, "https://api.openai.com/v1/embeddings");
+        assert_eq!(up.headers[AUTHORIZATION], "Bearer sk-caller");
+        assert!(up.headers[AUTHORIZATION].is_sensitive());
+        assert_eq!(up.headers["openai-project"], "proj_1");
+        let body: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(body, json!({"model": "text-embedding-3-small", "input": "hi", "dimensions": 8, "user": "svc"}));
+        let r = OpenAi.decode_embeddings(br#"{"data":[{"index":0,"embedding":[1]}],"model":"m"}"#).unwrap();
+        assert_eq!(r.vectors, vec![vec![1.0]]);
     }
 
     #[test]

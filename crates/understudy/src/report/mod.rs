@@ -31,6 +31,9 @@ pub struct AttemptRecord {
     /// A half-open breaker's probe.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// Made with the caller's own key (BYOK), not the gateway's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_key: bool,
 }
 
 /// A candidate skipped without a call: its breaker is open, it is cooling down, or drained.
@@ -61,6 +64,7 @@ impl AttemptRecord {
             elapsed_ms: elapsed,
             retry_after: None,
             probe: false,
+            caller_key: false,
         }
     }
 
@@ -87,6 +91,7 @@ impl AttemptRecord {
             elapsed_ms: elapsed,
             retry_after: f.retry_after,
             probe: false,
+            caller_key: false,
         }
     }
 }
@@ -163,7 +168,11 @@ impl Trace {
     /// Answered by something other than the route's first choice (tried or skipped).
     pub fn fell_back(&self) -> bool {
         match (self.attempts.first(), &self.served_by) {
-            (Some(first), Some(s)) => &first.deployment != s || !self.skipped.is_empty(),
+            // A deployment that cannot serve this kind of request at all (no embeddings endpoint)
+            // was never a choice: passing it over is not a fallback.
+            (Some(first), Some(s)) => {
+                &first.deployment != s || self.skipped.iter().any(|k| k.reason != "no_embeddings")
+            }
             _ => false,
         }
     }

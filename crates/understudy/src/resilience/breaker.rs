@@ -237,6 +237,13 @@ impl Breaker {
         self.go(State::Open { until: now + open_for }, now, &reason)
     }
 
+    /// A probe whose outcome said nothing about the deployment: frees its slot for the next one.
+    pub fn release_probe(&mut self) {
+        if let State::HalfOpen { in_flight, .. } = &mut self.state {
+            *in_flight = in_flight.saturating_sub(1);
+        }
+    }
+
     /// Forces the breaker open until `until` (admin drain, or a long auth cooldown).
     pub fn force_open(&mut self, now: Instant, until: Instant, reason: &str) -> Option<Transition> {
         if matches!(self.state, State::Open { until: u } if u >= until) {

@@ -98,6 +98,9 @@ struct State {
     breaker: Breaker,
     breaker_on: bool,
     cooldown: Option<(Instant, String)>,
+    /// End of the breaker's open period when `disable` set it (a key-level failure of the
+    /// gateway's own key), so that a caller's own key is not kept out by it.
+    disabled_until: Option<Instant>,
     drained: Option<String>,
     budget: Budget,
     budget_on: bool,
@@ -152,6 +155,7 @@ impl DeploymentHealth {
                 breaker: Breaker::new(breaker.unwrap_or_default(), now),
                 breaker_on: breaker.is_some(),
                 cooldown: None,
+                disabled_until: None,
                 drained: None,
                 budget: Budget::new(budget.unwrap_or_default(), now),
                 budget_on: budget.is_some(),
@@ -222,6 +226,31 @@ impl DeploymentHealth {
         }
         let (admit, t) = s.breaker.admit(now);
         drop(s);
+        self.admitted(admit, t)
+    }
+
+    /// Like [`admit`](Self::admit), for an attempt with a caller's own key (BYOK): the troubles of
+    /// the gateway's key (an auth or quota disable, a 429 cooldown) do not keep it out; a drain,
+    /// or a breaker opened by the provider's own failures, does.
+    pub fn admit_caller_key(&self, now: Instant) -> Result<bool, Unavailable> {
+        let mut s = self.lock();
+        if s.drained.is_some() {
+            return Err(Unavailable::Drained);
+        }
+        let disabled = s
+            .disabled_until
+            .is_some_and(|d| matches!(s.breaker.state(now), super::breaker::State::Open { until } if until == d));
+        s.in_flight += 1;
+        s.attempts += 1;
+        if !s.breaker_on || disabled {
+            return Ok(false);
+        }
+        let (admit, t) = s.breaker.admit(now);
+        drop(s);
+        self.admitted(admit, t)
+    }
+
+    fn admitted(&self, admit: Admit, t: Option<Transition>) -> Result<bool, Unavailable> {
         if let Some(t) = t {
             self.emit(&t, true);
         }
@@ -242,6 +271,17 @@ impl DeploymentHealth {
         let mut s = self.lock();
         s.ttft.observe(now, ttft);
         s.ewma.observe(now, ttft);
+    }
+
+    /// An attempt whose outcome says nothing about the deployment (a caller's own key refused or
+    /// rate limited): releases what `admit` reserved, a half-open probe slot included, and
+    /// records nothing.
+    pub fn neutral(&self, probe: bool) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if probe {
+            s.breaker.release_probe();
+        }
     }
 
     /// An attempt completed well.
@@ -374,6 +414,7 @@ impl DeploymentHealth {
         // The breaker carries the long cooldown, and its half-open probe afterwards.
         let t = s.breaker.force_open(now, now + for_, &reason);
         if t.is_some() {
+            s.disabled_until = Some(now + for_);
             let _ = self.events.send(HealthEvent { deployment: self.id.clone(), kind: EventKind::Disabled, reason });
             metrics::counter!(crate::report::metrics::DISABLED, "deployment" => self.id.clone()).increment(1);
         }
@@ -446,6 +487,7 @@ impl DeploymentHealth {
         let mut s = self.lock();
         s.drained = None;
         s.cooldown = None;
+        s.disabled_until = None;
         let t = s.breaker.reset(now, reason);
         drop(s);
         if let Some(t) = t {
@@ -718,6 +760,53 @@ mod tests {
 
     fn down() -> Failure {
         Failure::new(FailureClass::Overloaded, "503").status(503)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_callers_key_is_kept_out_by_provider_failures_but_not_by_the_gateway_keys_troubles() {
+        let (_reg, h) = setup();
+        let now = Instant::now();
+        // The gateway's key is revoked: out of rotation for it, not for a caller's own key.
+        h.admit(now).unwrap();
+        h.failure(now, &Failure::new(FailureClass::Auth, "revoked"), LONG, COOL);
+        assert!(h.admit(now).is_err());
+        assert_eq!(h.admit_caller_key(now), Ok(false));
+        h.success(now, None, Some(Duration::from_millis(5)));
+        assert_eq!(h.snapshot(now).breaker.state, "open", "a caller's success does not vouch for the gateway's key");
+
+        // A 429 cooldown is the gateway key's too.
+        let (_reg, h) = setup();
+        h.admit(now).unwrap();
+        h.failure(now, &Failure::new(FailureClass::RateLimited, "429"), LONG, COOL);
+        assert!(matches!(h.admit(now), Err(Unavailable::CoolingDown { .. })));
+        assert_eq!(h.admit_caller_key(now), Ok(false));
+        h.neutral(false);
+
+        // A breaker opened by the provider's failures, or a drain, keeps everyone out.
+        let (_reg, h) = setup();
+        for _ in 0..5 {
+            h.admit(now).unwrap();
+            h.failure(now, &down(), LONG, COOL);
+        }
+        assert!(matches!(h.admit_caller_key(now), Err(Unavailable::CircuitOpen { .. })));
+        let (_reg, h) = setup();
+        h.drain("maintenance");
+        assert_eq!(h.admit_caller_key(now), Err(Unavailable::Drained));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_neutral_probe_frees_its_half_open_slot() {
+        let (_reg, h) = setup();
+        for _ in 0..5 {
+            h.admit(Instant::now()).unwrap();
+            h.failure(Instant::now(), &down(), LONG, COOL);
+        }
+        tokio::time::advance(BreakerConfig::default().open_for).await;
+        assert_eq!(h.admit_caller_key(Instant::now()), Ok(true), "the half-open probe");
+        assert!(h.admit(Instant::now()).is_err(), "the only probe slot is taken");
+        h.neutral(true);
+        assert_eq!(h.admit(Instant::now()), Ok(true), "freed for the next request");
+        assert_eq!(h.snapshot(Instant::now()).breaker.state, "half_open");
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::table::{Deployment, Ttft};
 use crate::canonical::{ChatRequest, ChatResponse, Decoded, FinishReason, StreamEvent};
-use crate::config::PromptAdaptation;
+use crate::config::{PromptAdaptation, Secret};
 use crate::failure::{Failure, FailureClass};
 use crate::provider::Call;
 use crate::resilience::health::InjectedFault;
@@ -21,9 +21,9 @@ use crate::stream::{LiveStream, Timing};
 use crate::validate::{self, Rules};
 
 /// Largest error body read from a provider; enough for any real error object.
-const MAX_ERROR_BODY: usize = 256 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 256 * 1024;
 /// Largest non-streaming answer accepted.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// An attempt that reached its commit point.
 pub enum Success {
@@ -32,29 +32,25 @@ pub enum Success {
     Stream(Box<LiveStream>),
 }
 
-/// Sends `req` to `dep`. `deadline` is the whole request's deadline.
+/// Sends `req` to `dep` with `key` (the deployment's own, or a caller's). `deadline` is the
+/// whole request's deadline.
 pub async fn run(
     dep: &Arc<Deployment>,
     req: &ChatRequest,
     rules: &Rules,
     deadline: Instant,
+    key: &Secret,
 ) -> Result<Success, Failure> {
     let started = Instant::now();
     let limits = &dep.limits;
     let attempt_deadline = deadline.min(started + limits.timeout);
 
-    if !dep.api_key.missing_vars().is_empty() {
-        return Err(Failure::new(
-            FailureClass::Auth,
-            format!("no API key: environment variable {} is not set", dep.api_key.missing_vars().join(", ")),
-        )
-        .detail("missing_api_key"));
-    }
+    missing_key(key)?;
     let req = with_overrides(dep, req);
     let call = Call {
         endpoint: &dep.endpoint,
         model: &dep.model,
-        api_key: &dep.api_key,
+        api_key: key,
         extra_params: &dep.overrides.params,
         stream: req.stream,
     };
@@ -91,7 +87,7 @@ pub async fn run(
             Err(_) => return Err(expired("total", first_deadline)),
             Ok(b) => b.unwrap_or_default(),
         };
-        return Err(redact(dep.adapter.classify_error(status, &headers, &body), dep));
+        return Err(redact(dep.adapter.classify_error(status, &headers, &body), key));
     }
 
     let is_event_stream = headers
@@ -107,7 +103,7 @@ pub async fn run(
             Ok(Err(e)) => return Err(e),
             Ok(Ok(b)) => b,
         };
-        let response = dep.adapter.decode_response(&body).map_err(|f| redact(f, dep))?;
+        let response = dep.adapter.decode_response(&body).map_err(|f| redact(f, key))?;
         validate::check(&response, &req, rules)?;
         return Ok(Success::Complete(response));
     }
@@ -172,7 +168,7 @@ pub async fn run(
             };
             for ev in &decoded.events {
                 match ev {
-                    StreamEvent::Error(f) => return Err(redact(f.clone(), dep)),
+                    StreamEvent::Error(f) => return Err(redact(f.clone(), key)),
                     StreamEvent::Finish { reason, .. } => finish = Some(reason.clone()),
                     // A terminator before any content: an empty answer.
                     StreamEvent::Done if !seen_content => {
@@ -323,8 +319,20 @@ pub(crate) fn adapt_prompt(r: &mut ChatRequest, p: &PromptAdaptation) {
     }
 }
 
+/// A key whose environment variable is unset: an auth failure, before any call.
+pub(crate) fn missing_key(key: &Secret) -> Result<(), Failure> {
+    if key.missing_vars().is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        FailureClass::Auth,
+        format!("no API key: environment variable {} is not set", key.missing_vars().join(", ")),
+    )
+    .detail("missing_api_key"))
+}
+
 /// Reads a body up to `limit` bytes.
-async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
     let mut stream = resp.bytes_stream();
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
@@ -369,9 +377,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Removes the deployment's credential (and anything that looks like a key) from a message.
-fn redact(mut f: Failure, dep: &Deployment) -> Failure {
-    f.message = crate::failure::redact_secrets(&f.message, Some(dep.api_key.expose()));
+/// Removes the credential used (and anything that looks like a key) from a failure's message,
+/// and drops the provider's raw body if it quotes the credential.
+pub(crate) fn redact(mut f: Failure, key: &Secret) -> Failure {
+    let key = key.expose();
+    f.message = crate::failure::redact_secrets(&f.message, Some(key));
+    let quotes_key = |b: &Bytes| key.len() >= 6 && b.windows(key.len()).any(|w| w == key.as_bytes());
+    if f.upstream.as_ref().is_some_and(|(_, b)| quotes_key(b)) {
+        f.upstream = None;
+    }
     f
 }
 

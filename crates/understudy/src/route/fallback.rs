@@ -12,6 +12,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use std::borrow::Cow;
 
 use super::attempt::{self, Success};
+use super::byok::{self, CallerKeys, Credential, KeyRing};
 use super::context::{self, Fit, Sizer};
 use super::decide::{decide, Decision};
 use super::plan;
@@ -45,7 +46,9 @@ enum Step {
 /// Rate-limited deployments to come back to: (when, which).
 type Deferred = Vec<(Instant, Arc<Deployment>)>;
 
-pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Execution {
+/// Runs `req` through `route`; `caller` holds the provider keys the caller sent (BYOK).
+pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant, caller: &CallerKeys) -> Execution {
+    let keys = KeyRing::new(caller, route);
     let mut trace = Trace::new(&route.name);
     let candidates = plan::candidates(route, &mut rand::rng());
     let mut deferred: Deferred = Vec::new();
@@ -68,8 +71,16 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
             .and_then(|n| fit(n, req, &mut sizer, route, min_window, &mut trace).map(|r| (n, r)));
         let (step, consumed) = match (route.hedge, next) {
             (Some(h), Some((next, next_req))) => {
-                let (s, hedged) =
-                    hedged(route, &h, (dep, &prepared), (next, &next_req), deadline, &mut trace, &mut deferred).await;
+                let (s, hedged) = hedged(
+                    route,
+                    &h,
+                    (dep, &prepared),
+                    (next, &next_req),
+                    (deadline, &keys),
+                    &mut trace,
+                    &mut deferred,
+                )
+                .await;
                 if hedged {
                     hedges_left -= 1;
                 }
@@ -77,7 +88,8 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
             }
             _ => (
                 (
-                    try_deployment(dep, &prepared, &route.rules, deadline, &mut trace, Some(&mut deferred)).await,
+                    try_deployment(dep, &prepared, &route.rules, (deadline, &keys), &mut trace, Some(&mut deferred))
+                        .await,
                     dep.clone(),
                 ),
                 1,
@@ -113,7 +125,7 @@ pub async fn execute(route: &Route, req: &ChatRequest, deadline: Instant) -> Exe
             trace.waited += at - now;
         }
         let Some(prepared) = fit(&dep, req, &mut sizer, route, min_window, &mut trace) else { continue };
-        match try_deployment(&dep, &prepared, &route.rules, deadline, &mut trace, None).await {
+        match try_deployment(&dep, &prepared, &route.rules, (deadline, &keys), &mut trace, None).await {
             Step::Answered(s) => return answered(dep, s, trace),
             Step::Stop(f) => return Execution { result: Err(Failed::Stopped(f)), trace },
             Step::Next(f) => last = f.or(last),
@@ -148,7 +160,7 @@ async fn hedged(
     h: &HedgeConfig,
     (dep, req): (&Arc<Deployment>, &ChatRequest),
     (next, next_req): (&Arc<Deployment>, &ChatRequest),
-    deadline: Instant,
+    (deadline, keys): (Instant, &KeyRing<'_>),
     trace: &mut Trace,
     deferred: &mut Deferred,
 ) -> ((Step, Arc<Deployment>), bool) {
@@ -157,7 +169,7 @@ async fn hedged(
     let mut t1 = Trace::new(&route.name);
     let mut d1 = Vec::new();
     let mut hedged_out = None;
-    let first = Box::pin(try_deployment(dep, req, &route.rules, deadline, &mut t1, Some(&mut d1)));
+    let first = Box::pin(try_deployment(dep, req, &route.rules, (deadline, keys), &mut t1, Some(&mut d1)));
     let timer = Box::pin(sleep_until((now + delay).min(deadline)));
     let (step, hedged) = match select(first, timer).await {
         Either::Left((step, _)) => (Some((step, dep.clone())), None),
@@ -171,7 +183,8 @@ async fn hedged(
                 trace.hedges += 1;
                 let mut t2 = Trace::new(&route.name);
                 let mut d2 = Vec::new();
-                let second = Box::pin(try_deployment(next, next_req, &route.rules, deadline, &mut t2, Some(&mut d2)));
+                let second =
+                    Box::pin(try_deployment(next, next_req, &route.rules, (deadline, keys), &mut t2, Some(&mut d2)));
                 let started = Instant::now();
                 let out = race(first, second, dep, next).await;
                 deferred.append(&mut d2);
@@ -277,11 +290,12 @@ async fn try_deployment(
     dep: &Arc<Deployment>,
     req: &ChatRequest,
     rules: &Rules,
-    deadline: Instant,
+    (deadline, keys): (Instant, &KeyRing<'_>),
     trace: &mut Trace,
     mut deferred: Option<&mut Deferred>,
 ) -> Step {
     let mut retries = 0;
+    let mut first = true;
     loop {
         let t0 = Instant::now();
         if t0 >= deadline {
@@ -289,20 +303,17 @@ async fn try_deployment(
                 Failure::new(FailureClass::Timeout, "the request deadline passed").detail("deadline"),
             ));
         }
+        let Some(cred) = credential(dep, keys, trace) else { return Step::Next(None) };
         // Health is checked at the moment of sending: it may have changed since planning.
-        let probe = match dep.health.admit(t0) {
-            Ok(p) => p,
-            Err(u) => {
-                metrics::counter!(crate::report::metrics::SKIPPED, "deployment" => dep.id.clone(), "reason" => u.as_str())
-                    .increment(1);
-                trace.skipped.push(Skipped { deployment: dep.id.clone(), reason: u.as_str(), until: u.until() });
-                return Step::Next(None);
-            }
+        let probe = match admit(dep, cred, t0, trace) {
+            Some(p) => p,
+            None => return Step::Next(None),
         };
-        if retries == 0 {
+        if first {
             dep.health.deposit(t0);
+            first = false;
         }
-        let result = attempt::run(dep, req, rules, deadline).await;
+        let result = attempt::run(dep, req, rules, deadline, cred.key(dep)).await;
         let now = Instant::now();
         let elapsed = now - t0;
         trace.upstream += elapsed;
@@ -314,15 +325,22 @@ async fn try_deployment(
                 }
                 let mut rec = AttemptRecord::ok(&dep.id, elapsed);
                 rec.probe = probe;
+                rec.caller_key = cred.is_caller();
                 trace.attempts.push(rec);
                 return Step::Answered(s);
             }
             Err(f) => f,
         };
-        dep.health.failure(now, &f, dep.limits.disable_for, dep.limits.rate_limit_cooldown);
+        byok::record_failure(dep, cred, &f, probe, now);
         let mut rec = AttemptRecord::failed(&dep.id, &f, elapsed);
         rec.probe = probe;
+        rec.caller_key = cred.is_caller();
         trace.attempts.push(rec);
+        if cred.is_caller() && keys.refuses(dep, &f) && keys.fallback_to_gateway_keys() {
+            // The caller's key was refused and the route lets the gateway's key stand in: at once,
+            // on the same deployment (not a retry of a failing provider).
+            continue;
+        }
         match decide(&f, retries, &dep.limits, now, deadline, rand::random::<f64>()) {
             Decision::Retry(pause) if dep.health.withdraw(now) => {
                 sleep(pause).await;
@@ -339,6 +357,30 @@ async fn try_deployment(
             }
             Decision::FailOver => return Step::Next(Some(f)),
             Decision::Stop => return Step::Stop(f),
+        }
+    }
+}
+
+/// The credential for `dep`'s next attempt; `None` (recorded as a skip) when the caller's key
+/// was refused and the gateway's keys may not stand in.
+pub(crate) fn credential<'k>(dep: &Deployment, keys: &KeyRing<'k>, trace: &mut Trace) -> Option<Credential<'k>> {
+    let cred = keys.choose(dep);
+    if cred.is_none() {
+        trace.skipped.push(Skipped { deployment: dep.id.clone(), reason: "caller_key_rejected", until: None });
+    }
+    cred
+}
+
+/// Reserves an attempt on `dep` (whether it was a half-open probe); `None`, recorded as a skip,
+/// when its health keeps it out.
+pub(crate) fn admit(dep: &Deployment, cred: Credential<'_>, now: Instant, trace: &mut Trace) -> Option<bool> {
+    match byok::admit(dep, cred, now) {
+        Ok(p) => Some(p),
+        Err(u) => {
+            metrics::counter!(crate::report::metrics::SKIPPED, "deployment" => dep.id.clone(), "reason" => u.as_str())
+                .increment(1);
+            trace.skipped.push(Skipped { deployment: dep.id.clone(), reason: u.as_str(), until: u.until() });
+            None
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    Balance, Config, HedgeConfig, Policy, ProbeConfig, PromptAdaptation, ProviderKind, StreamFailure, TargetConfig,
-    TruncateMode, TtftTimeout,
+    Balance, ByokConfig, Config, HedgeConfig, Policy, ProbeConfig, PromptAdaptation, ProviderKind, StreamFailure,
+    TargetConfig, TruncateMode, TtftTimeout,
 };
 use crate::models::{self, ModelLimits};
 use crate::provider::{self, Adapter, Endpoint};
@@ -185,6 +185,8 @@ pub struct Route {
     pub truncate: TruncateMode,
     /// The chain for content-policy refusals (`on_content_filtered`).
     pub content_policy: Option<Arc<Route>>,
+    /// How callers' own provider keys are used (see `route::byok`).
+    pub byok: ByokConfig,
 }
 
 impl Route {
@@ -226,6 +228,7 @@ impl RouteTable {
                     rules: Arc::new(Rules::from_config(&rc.validate)),
                     truncate: rc.truncate,
                     content_policy: None,
+                    byok: rc.byok.clone(),
                 })
             });
             let mut rules = Rules::from_config(&rc.validate);
@@ -244,6 +247,7 @@ impl RouteTable {
                     rules: Arc::new(rules),
                     truncate: rc.truncate,
                     content_policy,
+                    byok: rc.byok.clone(),
                 }),
             );
         }
@@ -299,6 +303,7 @@ impl RouteTable {
             rules: Arc::new(Rules::default()),
             truncate: TruncateMode::None,
             content_policy: None,
+            byok: ByokConfig::default(),
         }))
     }
 

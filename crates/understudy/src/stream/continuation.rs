@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::LiveStream;
 use crate::canonical::{ChatRequest, ContentPart, Decoded, Message, ResponseFormat, Role, StreamEvent};
 use crate::route::attempt::Success;
+use crate::route::byok::CallerKeys;
 use crate::route::fallback;
 use crate::route::{Deployment, Route};
 
@@ -21,6 +22,8 @@ pub struct Continuation {
     /// Candidates after the one that broke, in chain order.
     pub remaining: Vec<Arc<Deployment>>,
     pub deadline: Instant,
+    /// The caller's own provider keys, if it sent any.
+    pub caller_keys: CallerKeys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +69,9 @@ impl Continuation {
                 rules: self.route.rules.clone(),
                 truncate: self.route.truncate,
                 content_policy: None,
+                byok: self.route.byok.clone(),
             };
-            let exec = fallback::execute(&single, &req, self.deadline).await;
+            let exec = fallback::execute(&single, &req, self.deadline, &self.caller_keys).await;
             let mode = if prefill { Mode::Spliced } else { Mode::Restarted };
             match exec.result {
                 Ok((d, Success::Stream(live))) => return Some((live, mode, d.id.clone())),

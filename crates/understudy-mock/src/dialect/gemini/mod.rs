@@ -1,6 +1,6 @@
 //! Gemini API v1beta: `POST /v1beta/models/{model}:generateContent`,
 //! `:streamGenerateContent?alt=sse` (CRLF-framed `data:` events, no `[DONE]`) and
-//! `GET /v1beta/models`.
+//! `GET /v1beta/models`; `:batchEmbedContents` in [`embeddings`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,6 +14,7 @@ use super::{Invalid, Parsed};
 use crate::http::query_param;
 use crate::parse::{first_unknown_top_level, FirstUnknown, KeyList, Str, Words};
 
+pub(crate) mod embeddings;
 mod errors;
 mod reply;
 

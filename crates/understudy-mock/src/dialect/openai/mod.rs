@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions: `POST /v1/chat/completions` (JSON and SSE) and `GET /v1/models`.
+//! OpenAI Chat Completions: `POST /v1/chat/completions` (JSON and SSE) and `GET /v1/models`;
+//! embeddings in [`embeddings`].
 
 use http::header::HeaderMap;
 use serde::Deserialize;
@@ -6,6 +7,7 @@ use serde::Deserialize;
 use super::{Invalid, Parsed};
 use crate::parse::{Str, Words};
 
+pub(crate) mod embeddings;
 mod errors;
 mod reply;
 

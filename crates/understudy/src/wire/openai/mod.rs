@@ -2,7 +2,10 @@
 //! servers), both directions:
 //! * front: [`request::decode`], [`response::encode`], [`stream::Encoder`], [`error::encode`];
 //! * provider: [`request::encode`], [`response::decode`], [`stream::Decoder`], [`error::classify`].
+//!
+//! [`embeddings`] holds `POST /v1/embeddings`, both directions.
 
+pub mod embeddings;
 pub mod error;
 pub mod request;
 pub mod response;

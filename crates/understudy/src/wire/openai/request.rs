@@ -467,11 +467,11 @@ fn req_obj<'v>(v: Option<&'v Value>, param: &str) -> Result<&'v Map<String, Valu
     }
 }
 
-fn missing(param: &str) -> BadRequest {
+pub(super) fn missing(param: &str) -> BadRequest {
     BadRequest::new(format!("Missing required parameter: '{param}'.")).param(param)
 }
 
-fn invalid_type(param: &str, expected: &str, got: &Value) -> BadRequest {
+pub(super) fn invalid_type(param: &str, expected: &str, got: &Value) -> BadRequest {
     let got = match got {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
