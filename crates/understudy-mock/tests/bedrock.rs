@@ -43,8 +43,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// `(headers, payload, crc ok)` of each frame; string headers only.
-fn frames(mut b: &[u8]) -> Vec<(Vec<(String, String)>, Value, bool)> {
+/// A decoded frame: string headers, JSON payload, whether the message CRC matched.
+type Frame = (Vec<(String, String)>, Value, bool);
+
+/// Each frame of a body; string headers only.
+fn frames(mut b: &[u8]) -> Vec<Frame> {
     let mut out = Vec::new();
     while b.len() >= 16 {
         let total = u32::from_be_bytes(b[0..4].try_into().unwrap()) as usize;
@@ -75,7 +78,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// `:event-type` (or `:exception-type`) of each frame.
-fn kinds(f: &[(Vec<(String, String)>, Value, bool)]) -> Vec<String> {
+fn kinds(f: &[Frame]) -> Vec<String> {
     f.iter()
         .map(|(h, _, _)| match header(h, ":message-type") {
             "event" => header(h, ":event-type").to_string(),
