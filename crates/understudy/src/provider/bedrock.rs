@@ -350,6 +350,35 @@ mod tests {
     }
 
     #[test]
+    fn unset_credential_variables() {
+        let yaml = "providers:\n  bedrock:\n    kind: bedrock\n    region: us-east-1\n    \
+                    aws_access_key_id: ${UNDERSTUDY_TEST_UNSET_AKID}\n    \
+                    aws_secret_access_key: ${UNDERSTUDY_TEST_UNSET_SECRET}\n    \
+                    aws_session_token: ${UNDERSTUDY_TEST_UNSET_TOKEN}\n\
+                    routes:\n  r:\n    fallback_chain:\n      - { provider: bedrock, model: m }\n";
+        let loaded = crate::config::load_str(yaml, "t.yaml").unwrap();
+        for field in ["aws_access_key_id", "aws_secret_access_key"] {
+            assert!(
+                loaded.warnings.iter().any(|w| w.contains(&format!("providers.bedrock.{field}"))),
+                "{:?}",
+                loaded.warnings
+            );
+        }
+        let ep = Endpoint::from_config("bedrock", &loaded.config.providers["bedrock"]);
+        let (key, extra) = (Secret::default(), Map::new());
+        let f = Bedrock.build(&request(), &call(&ep, &key, &extra, false)).unwrap_err();
+        assert_eq!((f.class, f.detail), (FailureClass::Auth, Some("missing_credentials")));
+        assert!(f.message.contains("UNDERSTUDY_TEST_UNSET_AKID"), "{}", f.message);
+        // An unset session token alone means long-term credentials.
+        let mut aws = ep.aws.clone().unwrap();
+        aws.access_key_id = Secret::new("AKIDEXAMPLE");
+        aws.secret_access_key = Secret::new("secret");
+        let ep = endpoint(aws);
+        let up = Bedrock.build(&request(), &call(&ep, &key, &extra, false)).unwrap();
+        assert!(!up.headers.contains_key("x-amz-security-token"));
+    }
+
+    #[test]
     fn endpoint_from_config() {
         let c = provider_config("kind: bedrock\nregion: us-west-2\naws_access_key_id: A\naws_secret_access_key: S");
         let ep = Endpoint::from_config("bedrock", &c);

@@ -68,7 +68,8 @@ pub(super) fn sign(
 }
 
 fn credentials_present(aws: &AwsSettings) -> Result<(), Failure> {
-    let missing: Vec<&str> = [&aws.access_key_id, &aws.secret_access_key, &aws.session_token]
+    // An unset session token variable just means long-term credentials.
+    let missing: Vec<&str> = [&aws.access_key_id, &aws.secret_access_key]
         .into_iter()
         .flat_map(|s| s.missing_vars().iter().map(String::as_str))
         .collect();
