@@ -181,7 +181,10 @@ async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>, n
     };
     match understudy_mock::start(listen, config).await {
         Ok(h) => {
-            println!("understudy mock provider on {} (OpenAI /v1, Anthropic /v1/messages, Gemini /v1beta)", h.url());
+            println!(
+                "understudy mock provider on {} (OpenAI /v1, Anthropic /v1/messages, Gemini /v1beta, Bedrock /model)",
+                h.url()
+            );
             let _ = tokio::signal::ctrl_c().await;
             h.shutdown().await;
             ExitCode::SUCCESS

@@ -1,4 +1,5 @@
-//! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic and Gemini wire formats.
+//! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic, Gemini and Bedrock wire
+//! formats.
 //!
 //! An independent implementation of the providers' formats (it does not use the engine), so
 //! that it catches the gateway's translation bugs instead of mirroring them.
@@ -19,7 +20,10 @@
 //! `POST /v1beta/models/{model}:generateContent`, `...:streamGenerateContent?alt=sse`,
 //! `GET /v1beta/models`, embeddings (`POST /v1/embeddings` and
 //! `POST /v1beta/models/{model}:batchEmbedContents`, deterministic unit vectors from a hash of
-//! each input, 8 dimensions unless asked otherwise), and the control plane under `/_mock/` (`GET stats`,
+//! each input, 8 dimensions unless asked otherwise), Bedrock's `POST /model/{modelId}/converse`,
+//! `.../converse-stream` (binary event stream) and `.../invoke` (Titan and Cohere embeddings),
+//! with SigV4 checked against [`MockConfig::aws_secret_access_key`], and the control plane under
+//! `/_mock/` (`GET stats`,
 //! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
 //!
 //! A request's fault is the run-time rule for its base model, else the `*` rule, else the
@@ -43,4 +47,4 @@ mod vectors;
 pub use body::StreamCut;
 pub use fault::{ErrorKind, Fault};
 pub use server::{start, MockControl, MockHandle};
-pub use state::{Dialect, MockConfig, Recorded, Stats};
+pub use state::{Dialect, MockConfig, Recorded, Stats, AWS_TEST_SECRET_ACCESS_KEY};

@@ -26,6 +26,12 @@ use crate::state::{Dialect, RawRecord, State};
 /// Request bodies above this are refused (the real APIs' limits are lower still).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BedrockOp {
+    Converse { stream: bool },
+    Invoke,
+}
+
 enum Endpoint<'a> {
     Chat(Dialect),
     /// Gemini names the model in the path: `/v1beta/models/{model}:{method}`.
@@ -37,6 +43,11 @@ enum Endpoint<'a> {
     Embeddings {
         dialect: Dialect,
         model: Option<Cow<'a, str>>,
+    },
+    /// Bedrock names the model in the path: `/model/{modelId}/{operation}`.
+    Bedrock {
+        model: Cow<'a, str>,
+        op: BedrockOp,
     },
     Models(Dialect),
     Control,
@@ -58,6 +69,7 @@ fn classify(parts: &Parts) -> Endpoint<'_> {
         (&Method::POST, p) if p.starts_with("/v1beta/models/") => {
             gemini_endpoint(p.strip_prefix("/v1beta/models/").unwrap_or(""))
         }
+        (&Method::POST, p) if p.starts_with("/model/") => bedrock_endpoint(p.strip_prefix("/model/").unwrap_or("")),
         (_, p) if p == "/_mock" || p.starts_with("/_mock/") => Endpoint::Control,
         _ => Endpoint::NotFound,
     }
@@ -78,6 +90,21 @@ fn gemini_endpoint(rest: &str) -> Endpoint<'_> {
     Endpoint::Gemini { model: percent_decode(model), stream }
 }
 
+/// `{modelId}/converse`, `/converse-stream` or `/invoke`; the model id is one percent-encoded
+/// segment (an ARN's `/` arrives as `%2F`).
+fn bedrock_endpoint(rest: &str) -> Endpoint<'_> {
+    let Some((model, op)) = rest.split_once('/') else {
+        return Endpoint::NotFound;
+    };
+    let op = match op {
+        "converse" => BedrockOp::Converse { stream: false },
+        "converse-stream" => BedrockOp::Converse { stream: true },
+        "invoke" => BedrockOp::Invoke,
+        _ => return Endpoint::NotFound,
+    };
+    Endpoint::Bedrock { model: percent_decode(model), op }
+}
+
 pub(crate) async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Resp {
     let (parts, body) = req.into_parts();
     match classify(&parts) {
@@ -94,6 +121,14 @@ pub(crate) async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Resp {
         },
         Endpoint::Embeddings { dialect, model } => match read_body(body).await {
             Ok(bytes) => embeddings(&parts, &bytes, dialect, model.as_deref(), &conn).await,
+            Err(resp) => resp,
+        },
+        Endpoint::Bedrock { model, op: BedrockOp::Converse { stream } } => match read_body(body).await {
+            Ok(bytes) => chat(&parts, &bytes, Dialect::Bedrock, Some((&model, stream)), &conn).await,
+            Err(resp) => resp,
+        },
+        Endpoint::Bedrock { model, op: BedrockOp::Invoke } => match read_body(body).await {
+            Ok(bytes) => invoke(&parts, &bytes, &model, &conn).await,
             Err(resp) => resp,
         },
     }
@@ -197,8 +232,11 @@ fn record(state: &State, parts: &Parts, dialect: Dialect, raw_model: Option<&str
     });
 }
 
-async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&str, bool)>, conn: &Conn) -> Resp {
+/// A chat request. `path_model` is the model and streaming mode named by the path (Gemini,
+/// Bedrock) rather than the body.
+async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, path_model: Option<(&str, bool)>, conn: &Conn) -> Resp {
     let state = &conn.state;
+    let gemini = path_model.filter(|_| dialect == Dialect::Gemini);
     let mut parsed = dialect::parse(dialect, body, state.config.lenient);
     if let (Ok(p), Some((_, true))) = (&mut parsed, gemini) {
         // Without alt=sse the real API streams one JSON array; the mock only speaks SSE, so it
@@ -207,11 +245,11 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
             p.invalid = Some(Invalid::new("mock: streamGenerateContent is only supported with ?alt=sse"));
         }
     }
-    if let (Ok(p), Some((model, stream))) = (&mut parsed, gemini) {
+    if let (Ok(p), Some((model, stream))) = (&mut parsed, path_model) {
         p.model = Some(Str(Cow::Borrowed(model)));
         p.stream = stream;
     }
-    let raw_model = match (gemini, &parsed) {
+    let raw_model = match (path_model, &parsed) {
         (Some((model, _)), _) => Some(model),
         (None, Ok(p)) => p.model.as_deref(),
         (None, Err(_)) => None,
@@ -228,6 +266,11 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
     transport(&fault, failing, conn).await;
 
     let request_id = state.next_id();
+    if dialect == Dialect::Bedrock {
+        if let Some(resp) = dialect::bedrock::authenticate(parts, body, &state.config, request_id) {
+            return resp;
+        }
+    }
     let (key, verdict) = dialect::check_auth(dialect, &parts.headers, parts.uri.query(), &state.config.api_keys);
     let spec = ErrorSpec {
         kind: fault.error,
@@ -250,13 +293,15 @@ async fn chat(parts: &Parts, body: &Bytes, dialect: Dialect, gemini: Option<(&st
     if let Some(invalid) = &parsed.invalid {
         return dialect::invalid(dialect, invalid, request_id);
     }
-    // Gemini refuses a flagged prompt with a 200 and no candidates, not with an HTTP error.
-    let gemini_block =
-        dialect == Dialect::Gemini && fault.error == Some(ErrorKind::ContentPolicy) && fault.status.is_none();
-    if failing && !gemini_block && (fault.error.is_some() || fault.status.is_some()) {
+    // Gemini refuses a flagged prompt with a 200 and no candidates, Bedrock with a 200 whose
+    // guardrail intervened: not with an HTTP error.
+    let blocked_200 = matches!(dialect, Dialect::Gemini | Dialect::Bedrock)
+        && fault.error == Some(ErrorKind::ContentPolicy)
+        && fault.status.is_none();
+    if failing && !blocked_200 && (fault.error.is_some() || fault.status.is_some()) {
         return dialect::error(dialect, &spec);
     }
-    respond(dialect, parsed, &fault, failing, gemini_block && failing, request_id, state)
+    respond(dialect, parsed, &fault, failing, blocked_200 && failing, request_id, state)
 }
 
 fn respond(
@@ -331,6 +376,37 @@ async fn embeddings(parts: &Parts, body: &Bytes, dialect: Dialect, path_model: O
         return dialect::error(dialect, &spec);
     }
     dialect::embeddings(dialect, parsed, base.unwrap_or(""), failing && fault.empty, request_id)
+}
+
+/// Bedrock InvokeModel for embeddings models: the same fault, auth and error path as a chat
+/// request, then a deterministic vector per input.
+async fn invoke(parts: &Parts, body: &Bytes, raw_model: &str, conn: &Conn) -> Resp {
+    let state = &conn.state;
+    let (base, suffix) = Fault::split_model(raw_model);
+    state.count(Dialect::Bedrock, Some(base));
+    record(state, parts, Dialect::Bedrock, Some(raw_model), Some(base), body.clone());
+    let (fault, suffix_error) = choose(state, Some(base), suffix);
+    let failing = roll(&fault);
+    transport(&fault, failing, conn).await;
+    let request_id = state.next_id();
+    if let Some(resp) = dialect::bedrock::authenticate(parts, body, &state.config, request_id) {
+        return resp;
+    }
+    if let Some(e) = suffix_error {
+        return dialect::bedrock::invalid(&Invalid::new(format!("mock: bad fault suffix: {e}")), request_id);
+    }
+    if failing && (fault.error.is_some() || fault.status.is_some()) {
+        let spec = ErrorSpec {
+            kind: fault.error,
+            status: fault.status,
+            retry_after: fault.retry_after.as_deref(),
+            model: base,
+            api_key: None,
+            request_id,
+        };
+        return dialect::error(Dialect::Bedrock, &spec);
+    }
+    dialect::bedrock::embeddings(base, body, request_id)
 }
 
 /// Model listings obey the `*` rule and the default fault, so health probes see outages.

@@ -29,9 +29,19 @@ pub struct MockConfig {
     /// Size of the ring buffer of recorded requests (0 disables recording).
     pub record_capacity: usize,
     /// When false (the default) unknown request fields are refused where the real API refuses
-    /// them (Anthropic top level, Gemini top level and `generationConfig`).
+    /// them (Anthropic top level, Gemini top level and `generationConfig`, Bedrock top level,
+    /// content blocks and `inferenceConfig`).
     pub lenient: bool,
+    /// Bedrock: the secret access key SigV4 signatures are checked against (default
+    /// [`AWS_TEST_SECRET_ACCESS_KEY`]).
+    pub aws_secret_access_key: String,
+    /// Bedrock: the only access key id accepted; any when unset. Bedrock API keys (bearer
+    /// tokens) are checked against `api_keys`.
+    pub aws_access_key_id: Option<String>,
 }
+
+/// The secret the mock checks SigV4 signatures with by default (AWS's documentation example).
+pub const AWS_TEST_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
 impl Default for MockConfig {
     fn default() -> Self {
@@ -51,6 +61,8 @@ impl Default for MockConfig {
             .to_vec(),
             record_capacity: 1000,
             lenient: false,
+            aws_secret_access_key: AWS_TEST_SECRET_ACCESS_KEY.to_string(),
+            aws_access_key_id: None,
         }
     }
 }
@@ -63,6 +75,7 @@ pub enum Dialect {
     OpenAi,
     Anthropic,
     Gemini,
+    Bedrock,
 }
 
 /// Request counts since start or the last reset. Requests are counted when read, before any
@@ -120,7 +133,8 @@ pub(crate) struct RawRecord {
 }
 
 pub(crate) const REDACTED: &str = "[redacted]";
-const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+const CREDENTIAL_HEADERS: [&str; 5] =
+    ["authorization", "x-api-key", "x-goog-api-key", "api-key", "x-amz-security-token"];
 
 #[derive(Default)]
 struct Counters {

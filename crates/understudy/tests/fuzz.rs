@@ -86,6 +86,7 @@ fn adapters() -> Vec<(Dialect, std::sync::Arc<dyn Adapter>)> {
         (Dialect::OpenAi, provider::adapter(ProviderKind::Openai)),
         (Dialect::Anthropic, provider::adapter(ProviderKind::Anthropic)),
         (Dialect::Gemini, provider::adapter(ProviderKind::Gemini)),
+        (Dialect::Bedrock, provider::adapter(ProviderKind::Bedrock)),
     ]
 }
 
@@ -113,11 +114,12 @@ proptest! {
         for front in wire::front::FRONTS {
             if let Ok(req) = wire::front::decode_request(front, &bytes) {
                 // Whatever parses must also encode for every provider without panicking.
-                for d in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini] {
+                for d in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini, Dialect::Bedrock] {
                     let _ = match d {
                         Dialect::OpenAi => wire::openai::request::encode(&req, "m", req.stream),
                         Dialect::Anthropic => wire::anthropic::request::encode(&req, "m", req.stream),
                         Dialect::Gemini => wire::gemini::request::encode(&req, "m", req.stream),
+                        Dialect::Bedrock => wire::bedrock::request::encode(&req, &Default::default()).unwrap_or_default(),
                     };
                 }
             }

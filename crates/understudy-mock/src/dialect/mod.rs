@@ -1,7 +1,8 @@
-//! The three wire formats. Each module owns its request checks, answers, streams and errors,
+//! The wire formats. Each module owns its request checks, answers, streams and errors,
 //! written from the providers' references, not from the engine's adapters.
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
 pub(crate) mod gemini;
 pub(crate) mod openai;
 
@@ -98,6 +99,7 @@ pub(crate) fn parse<'a>(dialect: Dialect, body: &'a [u8], lenient: bool) -> Resu
         Dialect::OpenAi => openai::parse(body),
         Dialect::Anthropic => anthropic::parse(body, lenient),
         Dialect::Gemini => gemini::parse(body, lenient),
+        Dialect::Bedrock => bedrock::parse(body, lenient),
     }
 }
 
@@ -111,7 +113,8 @@ pub(crate) fn parse_embeddings(
 ) -> Result<EmbedParsed, Invalid> {
     match dialect {
         Dialect::Gemini => gemini::embeddings::parse(body, path_model.unwrap_or(""), lenient),
-        Dialect::OpenAi | Dialect::Anthropic => openai::embeddings::parse(body),
+        // Bedrock embeddings go through `invoke`, never here.
+        Dialect::OpenAi | Dialect::Anthropic | Dialect::Bedrock => openai::embeddings::parse(body),
     }
 }
 
@@ -119,7 +122,9 @@ pub(crate) fn parse_embeddings(
 pub(crate) fn embeddings(dialect: Dialect, parsed: &EmbedParsed, base: &str, empty: bool, request_id: u64) -> Resp {
     match dialect {
         Dialect::Gemini => gemini::embeddings::answer(parsed, empty),
-        Dialect::OpenAi | Dialect::Anthropic => openai::embeddings::answer(parsed, base, empty, request_id),
+        Dialect::OpenAi | Dialect::Anthropic | Dialect::Bedrock => {
+            openai::embeddings::answer(parsed, base, empty, request_id)
+        }
     }
 }
 
@@ -134,6 +139,8 @@ pub(crate) fn check_auth<'h>(
         Dialect::OpenAi => openai::api_key(headers).map(Into::into),
         Dialect::Anthropic => anthropic::api_key(headers).map(Into::into),
         Dialect::Gemini => gemini::api_key(headers, query),
+        // Checked by `bedrock::authenticate`, which needs the whole request.
+        Dialect::Bedrock => return (None, Ok(())),
     };
     let verdict = match key.as_deref() {
         None | Some("") => Err(AuthFailure::Missing),
@@ -151,6 +158,7 @@ pub(crate) fn auth_error(dialect: Dialect, failure: AuthFailure, spec: &ErrorSpe
         Dialect::OpenAi => openai::auth_error(failure, spec),
         Dialect::Anthropic => anthropic::auth_error(failure, spec),
         Dialect::Gemini => gemini::auth_error(failure, spec),
+        Dialect::Bedrock => bedrock::auth_error(failure, spec),
     }
 }
 
@@ -159,6 +167,7 @@ pub(crate) fn invalid(dialect: Dialect, invalid: &Invalid, request_id: u64) -> R
         Dialect::OpenAi => openai::invalid(invalid, request_id),
         Dialect::Anthropic => anthropic::invalid(invalid, request_id),
         Dialect::Gemini => gemini::invalid(invalid),
+        Dialect::Bedrock => bedrock::invalid(invalid, request_id),
     }
 }
 
@@ -168,6 +177,7 @@ pub(crate) fn error(dialect: Dialect, spec: &ErrorSpec<'_>) -> Resp {
         Dialect::OpenAi => openai::error(spec),
         Dialect::Anthropic => anthropic::error(spec),
         Dialect::Gemini => gemini::error(spec),
+        Dialect::Bedrock => bedrock::error(spec),
     };
     if let Some(status) = spec.status.and_then(|s| StatusCode::from_u16(s).ok()) {
         *resp.status_mut() = status;
@@ -183,6 +193,7 @@ pub(crate) fn answer(dialect: Dialect, answer: &Answer, parsed: &Parsed<'_>, fau
         Dialect::OpenAi => openai::answer(answer, parsed, faults),
         Dialect::Anthropic => anthropic::answer(answer, parsed, faults),
         Dialect::Gemini => gemini::answer(answer, parsed, faults),
+        Dialect::Bedrock => bedrock::answer(answer, parsed, faults),
     }
 }
 
@@ -191,6 +202,13 @@ pub(crate) fn models(dialect: Dialect, models: &[String], request_id: u64) -> Re
         Dialect::OpenAi => openai::models(models, request_id),
         Dialect::Anthropic => anthropic::models(models, request_id),
         Dialect::Gemini => gemini::models(models),
+        // Bedrock Runtime lists no models (the listing is another service).
+        Dialect::Bedrock => bedrock::aws_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "Bedrock Runtime has no model listing",
+            request_id,
+        ),
     }
 }
 

@@ -23,6 +23,8 @@ pub enum Dialect {
     OpenAi,
     Anthropic,
     Gemini,
+    /// AWS Bedrock Converse (provider side only).
+    Bedrock,
 }
 
 impl Dialect {
@@ -31,6 +33,7 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::Bedrock => "bedrock",
         }
     }
 }

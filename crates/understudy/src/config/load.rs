@@ -131,6 +131,15 @@ impl Validator<'_> {
                     ));
                 }
             }
+            let aws_keys =
+                [("aws_access_key_id", &p.aws_access_key_id), ("aws_secret_access_key", &p.aws_secret_access_key)];
+            for (field, k) in aws_keys {
+                for var in k.iter().flat_map(|k| k.missing_vars()) {
+                    self.warnings.push(format!(
+                        "providers.{name}.{field}: environment variable {var} is not set; calls to this provider will fail as `auth`"
+                    ));
+                }
+            }
             if let Some(u) = &p.base_url {
                 if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
                     return Err(

@@ -164,7 +164,7 @@ pub struct ProviderConfig {
     pub anthropic_version: Option<String>,
     /// Bedrock: the AWS region (else `AWS_REGION` / `AWS_DEFAULT_REGION`). Vertex: see `location`.
     #[serde(default)]
-    pub region: Option<String>,
+    pub region: Option<EnvString>,
     /// Bedrock: credentials (else the standard `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN` variables). With `api_key` set instead, a Bedrock API key is sent as a
     /// bearer token without SigV4.

@@ -119,6 +119,7 @@ mod tests {
             api_key: Secret::new("provider-key"),
             headers: vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("blue"))],
             anthropic_version: String::new(),
+            aws: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! The attempt layer (`route::attempt`) does the HTTP call.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 
@@ -30,13 +31,18 @@ pub struct Endpoint {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Anthropic's `anthropic-version`.
     pub anthropic_version: String,
+    /// Bedrock: the region and SigV4 credentials (`None` for other kinds).
+    pub aws: Option<bedrock::AwsSettings>,
 }
 
 impl Endpoint {
     pub fn from_config(name: &str, c: &ProviderConfig) -> Endpoint {
-        let base = match &c.base_url {
-            Some(u) => u.value.trim_end_matches('/').to_string(),
-            None => default_base_url(c.kind).to_string(),
+        let aws =
+            (c.kind == ProviderKind::Bedrock).then(|| bedrock::AwsSettings::from_config(c, |k| std::env::var(k).ok()));
+        let base = match (&c.base_url, &aws) {
+            (Some(u), _) => u.value.trim_end_matches('/').to_string(),
+            (None, Some(aws)) => aws.default_base_url(),
+            (None, None) => default_base_url(c.kind).to_string(),
         };
         let headers = c
             .headers
@@ -55,6 +61,7 @@ impl Endpoint {
             api_key: c.api_key.clone().unwrap_or_default(),
             headers,
             anthropic_version: c.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".into()),
+            aws,
         }
     }
 }
@@ -139,9 +146,9 @@ pub fn adapter(kind: ProviderKind) -> Arc<dyn Adapter> {
         ProviderKind::Openai => Arc::new(openai::OpenAi),
         ProviderKind::Anthropic => Arc::new(anthropic::Anthropic),
         ProviderKind::Gemini => Arc::new(gemini::Gemini),
+        ProviderKind::Bedrock => Arc::new(bedrock::Bedrock),
         // Being written (issue: provider breadth); until then they speak plain OpenAI.
-        ProviderKind::Bedrock
-        | ProviderKind::Azure
+        ProviderKind::Azure
         | ProviderKind::Vertex
         | ProviderKind::Groq
         | ProviderKind::Together

@@ -119,6 +119,7 @@ mod tests {
             api_key: Secret::new("sk-provider"),
             headers,
             anthropic_version: String::new(),
+            aws: None,
         }
     }
 

@@ -103,7 +103,11 @@ pub async fn run(
             Ok(Err(e)) => return Err(e),
             Ok(Ok(b)) => b,
         };
-        let response = dep.adapter.decode_response(&body).map_err(|f| redact(f, key))?;
+        let mut response = dep.adapter.decode_response(&body).map_err(|f| redact(f, key))?;
+        // Some APIs (Bedrock Converse) do not name the model in the answer.
+        if response.model.is_empty() {
+            response.model.clone_from(&dep.model);
+        }
         validate::check(&response, &req, rules)?;
         return Ok(Success::Complete(response));
     }

@@ -14,6 +14,7 @@ pub fn decode_request(front: Dialect, body: &[u8]) -> Result<ChatRequest, BadReq
         Dialect::OpenAi => openai::request::decode(body),
         Dialect::Anthropic => anthropic::request::decode(body),
         Dialect::Gemini => Err(BadRequest::new("the Gemini dialect is not served to callers")),
+        Dialect::Bedrock => Err(BadRequest::new("the Bedrock dialect is not served to callers")),
     }
 }
 

@@ -7,6 +7,7 @@
 //! * provider: `request::encode`, `response::decode`, `stream::Decoder`, `error::classify`
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod front;
 pub mod gemini;
 pub mod openai;
