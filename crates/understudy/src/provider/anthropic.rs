@@ -87,6 +87,8 @@ mod tests {
             api_key: Secret::new("sk-ant-provider"),
             headers: vec![(HeaderName::from_static("anthropic-beta"), HeaderValue::from_static("feat-a"))],
             anthropic_version: "2023-06-01".into(),
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

@@ -60,7 +60,7 @@ fn url(base_url: &str, model: &str, stream: bool) -> String {
 /// Percent-encodes what would break out of one path segment (`/ ? # %`, spaces, controls,
 /// non-ASCII); keeps RFC 3986 segment characters, `+ = : .` among them, as they are (the mock
 /// provider selects faults with `+` in model names).
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
@@ -103,6 +103,8 @@ mod tests {
             api_key: Secret::new("provider-key"),
             headers: vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("blue"))],
             anthropic_version: String::new(),
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

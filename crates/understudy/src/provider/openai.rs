@@ -98,6 +98,8 @@ mod tests {
             api_key: Secret::new("sk-provider"),
             headers,
             anthropic_version: String::new(),
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

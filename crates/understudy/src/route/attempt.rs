@@ -50,10 +50,12 @@ pub async fn run(
         .detail("missing_api_key"));
     }
     let req = with_overrides(dep, req);
+    // A fetched access token (Vertex service accounts) stands in for the configured key.
+    let token = crate::provider::fetched_token(&dep.endpoint, &dep.api_key, attempt_deadline).await?;
     let call = Call {
         endpoint: &dep.endpoint,
         model: &dep.model,
-        api_key: &dep.api_key,
+        api_key: token.as_ref().unwrap_or(&dep.api_key),
         extra_params: &dep.overrides.params,
         stream: req.stream,
     };
