@@ -1,4 +1,5 @@
-//! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic and Gemini wire formats.
+//! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic and Gemini wire formats, also as
+//! served by Azure OpenAI and Vertex AI.
 //!
 //! An independent implementation of the providers' formats (it does not use the engine), so
 //! that it catches the gateway's translation bugs instead of mirroring them.
@@ -17,8 +18,13 @@
 //! Endpoints: `POST /v1/chat/completions`, `POST /v1/messages`, `GET /v1/models` (OpenAI, or
 //! Anthropic when the request carries `anthropic-version` / `x-api-key`),
 //! `POST /v1beta/models/{model}:generateContent`, `...:streamGenerateContent?alt=sse`,
-//! `GET /v1beta/models`, and the control plane under `/_mock/` (`GET stats`,
-//! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
+//! `GET /v1beta/models`, Azure OpenAI (`/openai/deployments/{deployment}/chat/completions?api-version=`,
+//! `/openai/v1/chat/completions`, `embeddings` under both; `api-key` auth), Vertex AI
+//! (`/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent` or
+//! `:streamGenerateContent`, `…/publishers/anthropic/models/{m}:rawPredict` or `:streamRawPredict`;
+//! bearer tokens from the mock's own `POST /token`, the service-account jwt-bearer grant), and
+//! the control plane under `/_mock/` (`GET stats`, `GET requests?model=&limit=`,
+//! `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
 //!
 //! A request's fault is the run-time rule for its base model, else the `*` rule, else the
 //! model-name suffix (`base+key=value+flag`, see [`Fault::parse`]), else
@@ -36,6 +42,7 @@ mod parse;
 mod route;
 mod server;
 mod state;
+mod token;
 
 pub use body::StreamCut;
 pub use fault::{ErrorKind, Fault};

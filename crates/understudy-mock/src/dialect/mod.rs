@@ -1,9 +1,12 @@
-//! The three wire formats. Each module owns its request checks, answers, streams and errors,
+//! The three wire formats, and the two clouds that serve them under their own paths and auth
+//! (Azure OpenAI, Vertex AI). Each module owns its request checks, answers, streams and errors,
 //! written from the providers' references, not from the engine's adapters.
 
 pub(crate) mod anthropic;
+pub(crate) mod azure;
 pub(crate) mod gemini;
 pub(crate) mod openai;
+pub(crate) mod vertex;
 
 use std::fmt;
 

@@ -478,7 +478,9 @@ routes:
     #[test]
     fn cloud_providers_are_checked() {
         let with = |providers: &str| {
-            format!("providers:\n{providers}\nroutes:\n  r:\n    fallback_chain:\n      - {{ provider: p, model: m }}\n")
+            format!(
+                "providers:\n{providers}\nroutes:\n  r:\n    fallback_chain:\n      - {{ provider: p, model: m }}\n"
+            )
         };
         let presets = "  p: { kind: groq, api_key: \"${GROQ_API_KEY:-k}\" }\n  o: { kind: ollama }";
         assert!(load_str(&with(presets), "c.yaml").is_ok());

@@ -97,12 +97,10 @@ impl Preset {
                 }
                 rename(body, "max_completion_tokens", "max_tokens");
             }
-            ProviderKind::Fireworks => {
-                // Fireworks names models by resource (`accounts/fireworks/models/<id>`); a bare id
-                // is taken as one of Fireworks' own.
-                if !model.contains('/') {
-                    body.insert("model".into(), format!("accounts/fireworks/models/{model}").into());
-                }
+            // Fireworks names models by resource (`accounts/fireworks/models/<id>`); a bare id is
+            // taken as one of Fireworks' own.
+            ProviderKind::Fireworks if !model.contains('/') => {
+                body.insert("model".into(), format!("accounts/fireworks/models/{model}").into());
             }
             ProviderKind::Ollama => {
                 // Ollama's OpenAI compatibility lists `max_tokens` among its fields but not
