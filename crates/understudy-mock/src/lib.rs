@@ -1,5 +1,5 @@
 //! Fault-injecting mock LLM provider speaking the OpenAI, Anthropic, Gemini and Bedrock wire
-//! formats.
+//! formats, the first three also as served by Azure OpenAI and Vertex AI.
 //!
 //! An independent implementation of the providers' formats (it does not use the engine), so
 //! that it catches the gateway's translation bugs instead of mirroring them.
@@ -22,9 +22,14 @@
 //! `POST /v1beta/models/{model}:batchEmbedContents`, deterministic unit vectors from a hash of
 //! each input, 8 dimensions unless asked otherwise), Bedrock's `POST /model/{modelId}/converse`,
 //! `.../converse-stream` (binary event stream) and `.../invoke` (Titan and Cohere embeddings),
-//! with SigV4 checked against [`MockConfig::aws_secret_access_key`], and the control plane under
-//! `/_mock/` (`GET stats`,
-//! `GET requests?model=&limit=`, `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
+//! with SigV4 checked against [`MockConfig::aws_secret_access_key`], Azure OpenAI
+//! (`/openai/deployments/{deployment}/chat/completions?api-version=`, `/openai/v1/chat/completions`,
+//! `embeddings` under both; `api-key` auth), Vertex AI
+//! (`/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent` or
+//! `:streamGenerateContent`, `…/publishers/anthropic/models/{m}:rawPredict` or `:streamRawPredict`;
+//! bearer tokens from the mock's own `POST /token`, the service-account jwt-bearer grant), and
+//! the control plane under `/_mock/` (`GET stats`, `GET requests?model=&limit=`,
+//! `GET|DELETE faults`, `PUT|DELETE faults/{model}`, `POST reset`).
 //!
 //! A request's fault is the run-time rule for its base model, else the `*` rule, else the
 //! model-name suffix (`base+key=value+flag`, see [`Fault::parse`]), else
@@ -42,6 +47,7 @@ mod parse;
 mod route;
 mod server;
 mod state;
+mod token;
 mod vectors;
 
 pub use body::StreamCut;

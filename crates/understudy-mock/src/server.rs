@@ -98,8 +98,13 @@ impl Drop for OpenGuard {
 }
 
 /// Binds `listen` (port 0 picks a free port), spawns the server and returns at once.
-/// Must be called inside a tokio runtime.
+/// Must be called inside a tokio runtime. A `token_public_key` that is not an RSA public key is
+/// refused (`InvalidInput`).
 pub async fn start(listen: SocketAddr, config: MockConfig) -> io::Result<MockHandle> {
+    if let Some(pem) = &config.token_public_key {
+        crate::token::public_key_der(pem)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("token_public_key: {e}")))?;
+    }
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(State::new(config));

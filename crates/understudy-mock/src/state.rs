@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::fault::Fault;
 
@@ -38,6 +39,11 @@ pub struct MockConfig {
     /// Bedrock: the only access key id accepted; any when unset. Bedrock API keys (bearer
     /// tokens) are checked against `api_keys`.
     pub aws_access_key_id: Option<String>,
+    /// PEM public key (`PUBLIC KEY` or `RSA PUBLIC KEY`) that service-account JWTs sent to
+    /// `POST /token` must be signed with. Without one, only their structure and claims are checked.
+    pub token_public_key: Option<String>,
+    /// Lifetime of the access tokens `POST /token` issues (`expires_in`), in seconds.
+    pub token_lifetime_secs: u64,
 }
 
 /// The secret the mock checks SigV4 signatures with by default (AWS's documentation example).
@@ -63,6 +69,8 @@ impl Default for MockConfig {
             lenient: false,
             aws_secret_access_key: AWS_TEST_SECRET_ACCESS_KEY.to_string(),
             aws_access_key_id: None,
+            token_public_key: None,
+            token_lifetime_secs: 3600,
         }
     }
 }
@@ -88,6 +96,9 @@ pub struct Stats {
     pub by_model: BTreeMap<String, u64>,
     /// Connections open right now (not reset by `reset`).
     pub open_connections: u64,
+    /// Access tokens issued by `POST /token`.
+    #[serde(default)]
+    pub tokens_issued: u64,
 }
 
 impl Stats {
@@ -141,6 +152,7 @@ struct Counters {
     total: u64,
     by_dialect: BTreeMap<Dialect, u64>,
     by_model: HashMap<String, u64>,
+    tokens_issued: u64,
 }
 
 pub(crate) struct State {
@@ -153,6 +165,10 @@ pub(crate) struct State {
     /// Source of response and tool-call ids.
     ids: AtomicU64,
     open_connections: AtomicU64,
+    /// Access tokens issued by `POST /token`, with their expiry.
+    tokens: Mutex<HashMap<String, Instant>>,
+    /// `MockConfig::token_public_key` as DER `RSAPublicKey`.
+    pub token_key: Option<Vec<u8>>,
 }
 
 /// Poisoning only means another request panicked mid-update; the counters are still usable.
@@ -162,7 +178,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl State {
     pub fn new(config: MockConfig) -> State {
+        let token_key = config.token_public_key.as_deref().and_then(|pem| crate::token::public_key_der(pem).ok());
         State {
+            token_key,
             default_fault: Arc::new(config.default_fault.clone()),
             config,
             faults: Mutex::new(HashMap::new()),
@@ -171,7 +189,22 @@ impl State {
             record_seq: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             open_connections: AtomicU64::new(0),
+            tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records an issued access token valid for `lifetime`.
+    pub fn issue_token(&self, token: String, lifetime: std::time::Duration) {
+        let now = Instant::now();
+        let mut tokens = lock(&self.tokens);
+        tokens.retain(|_, expiry| *expiry > now);
+        tokens.insert(token, now + lifetime);
+        lock(&self.counters).tokens_issued += 1;
+    }
+
+    /// Whether `token` was issued here: `Some(true)` valid, `Some(false)` expired, `None` unknown.
+    pub fn token_valid(&self, token: &str) -> Option<bool> {
+        lock(&self.tokens).get(token).map(|expiry| *expiry > Instant::now())
     }
 
     pub fn next_id(&self) -> u64 {
@@ -245,6 +278,7 @@ impl State {
             by_dialect: c.by_dialect.clone(),
             by_model: c.by_model.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             open_connections: self.open_connections.load(Ordering::Relaxed),
+            tokens_issued: c.tokens_issued,
         }
     }
 

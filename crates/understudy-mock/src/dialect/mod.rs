@@ -1,10 +1,14 @@
-//! The wire formats. Each module owns its request checks, answers, streams and errors,
-//! written from the providers' references, not from the engine's adapters.
+//! The wire formats (OpenAI, Anthropic, Gemini, Bedrock), and the two clouds that serve them
+//! under their own paths and auth (Azure OpenAI, Vertex AI). Each module owns its request checks,
+//! answers, streams and errors, written from the providers' references, not from the engine's
+//! adapters.
 
 pub(crate) mod anthropic;
+pub(crate) mod azure;
 pub(crate) mod bedrock;
 pub(crate) mod gemini;
 pub(crate) mod openai;
+pub(crate) mod vertex;
 
 use std::fmt;
 

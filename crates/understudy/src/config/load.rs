@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::schema::{Config, TargetConfig};
+use super::schema::{Config, ProviderConfig, ProviderKind, TargetConfig};
 
 /// A configuration that parsed and validated, with warnings worth printing.
 #[derive(Debug, Clone)]
@@ -152,6 +152,7 @@ impl Validator<'_> {
                     return Err(self.err(&["providers", name, "headers", h], "not a valid header name"));
                 }
             }
+            self.check_cloud_provider(name, p)?;
         }
         for (i, k) in c.server.api_keys.iter().enumerate() {
             for var in k.missing_vars() {
@@ -222,6 +223,41 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Azure needs its resource URL; Vertex needs a project, a location and a credential.
+    fn check_cloud_provider(&mut self, name: &str, p: &ProviderConfig) -> Result<(), ConfigError> {
+        let at = |key: &'static str| ["providers", name, key];
+        match p.kind {
+            ProviderKind::Azure if p.base_url.is_none() => {
+                Err(self.err(&at("kind"), "an azure provider needs base_url: https://<resource>.openai.azure.com"))
+            }
+            ProviderKind::Vertex => {
+                for (key, value) in [("project", &p.project), ("location", &p.location)] {
+                    if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                        return Err(self.err(&at("kind"), format!("a vertex provider needs `{key}`")));
+                    }
+                }
+                match (&p.api_key, &p.credentials_file) {
+                    (None, None) => Err(self.err(
+                        &at("kind"),
+                        "a vertex provider needs credentials_file (a service-account key) or api_key (an access token)",
+                    )),
+                    (None, Some(f)) if !Path::new(&f.value).exists() => {
+                        self.warnings.push(format!(
+                            "providers.{name}.credentials_file: {} does not exist; calls to this provider will fail as `auth`",
+                            f.value
+                        ));
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ if p.credentials_file.is_some() => {
+                Err(self.err(&at("credentials_file"), "credentials_file is only used by kind: vertex"))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn check_target(&mut self, path: &[&str], t: &TargetConfig, c: &Config) -> Result<(), ConfigError> {
@@ -469,5 +505,30 @@ routes:
         let unset = format!("{SEED}alerts:\n  webhook: \"${{UNDERSTUDY_TEST_UNSET_HOOK}}\"\n  format: slack\n");
         let l = load_str(&unset, "c.yaml").unwrap();
         assert!(l.warnings.iter().any(|w| w.contains("alerts are off")), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn cloud_providers_are_checked() {
+        let with = |providers: &str| {
+            format!(
+                "providers:\n{providers}\nroutes:\n  r:\n    fallback_chain:\n      - {{ provider: p, model: m }}\n"
+            )
+        };
+        let presets = "  p: { kind: groq, api_key: \"${GROQ_API_KEY:-k}\" }\n  o: { kind: ollama }";
+        assert!(load_str(&with(presets), "c.yaml").is_ok());
+        let e = load_str(&with("  p: { kind: azure, api_key: k }"), "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("providers.p.kind"), "{e}");
+        assert!(e.message.contains("base_url"), "{e}");
+        let ok = "  p: { kind: azure, base_url: \"https://r.openai.azure.com\", api_key: k, api_version: 2024-10-21 }";
+        assert!(load_str(&with(ok), "c.yaml").is_ok());
+        let e = load_str(&with("  p: { kind: vertex, location: us-east5, api_key: t }"), "c.yaml").unwrap_err();
+        assert!(e.message.contains("`project`"), "{e}");
+        let e = load_str(&with("  p: { kind: vertex, project: x, location: us-east5 }"), "c.yaml").unwrap_err();
+        assert!(e.message.contains("credentials_file"), "{e}");
+        let missing = "  p: { kind: vertex, project: x, location: global, credentials_file: /nonexistent/key.json }";
+        let l = load_str(&with(missing), "c.yaml").unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("/nonexistent/key.json")), "{:?}", l.warnings);
+        let e = load_str(&with("  p: { kind: openai, credentials_file: /k.json }"), "c.yaml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("providers.p.credentials_file"), "{e}");
     }
 }

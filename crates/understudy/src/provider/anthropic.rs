@@ -88,6 +88,8 @@ mod tests {
             headers: vec![(HeaderName::from_static("anthropic-beta"), HeaderValue::from_static("feat-a"))],
             anthropic_version: "2023-06-01".into(),
             aws: None,
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

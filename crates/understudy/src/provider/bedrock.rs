@@ -184,6 +184,8 @@ mod tests {
             headers: vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("blue"))],
             anthropic_version: String::new(),
             aws: Some(aws),
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

@@ -76,7 +76,7 @@ fn url(base_url: &str, model: &str, stream: bool) -> String {
 /// Percent-encodes what would break out of one path segment (`/ ? # %`, spaces, controls,
 /// non-ASCII); keeps RFC 3986 segment characters, `+ = : .` among them, as they are (the mock
 /// provider selects faults with `+` in model names).
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
@@ -120,6 +120,8 @@ mod tests {
             headers: vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("blue"))],
             anthropic_version: String::new(),
             aws: None,
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

@@ -3,13 +3,18 @@
 //! The attempt layer (`route::attempt`) does the HTTP call.
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
 pub mod gemini;
+pub mod google_auth;
 pub mod openai;
+pub mod presets;
+pub mod vertex;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -33,6 +38,31 @@ pub struct Endpoint {
     pub anthropic_version: String,
     /// Bedrock: the region and SigV4 credentials (`None` for other kinds).
     pub aws: Option<bedrock::AwsSettings>,
+    /// Azure's and Vertex's settings (empty for other kinds).
+    pub cloud: CloudSettings,
+    /// Where the bearer token comes from when it is fetched rather than configured (Vertex with a
+    /// service-account key file). Awaited before `Adapter::build`, which receives the token as
+    /// `Call::api_key`.
+    pub token_source: Option<Arc<dyn TokenSource>>,
+}
+
+/// Settings only Azure and Vertex use.
+#[derive(Debug, Clone, Default)]
+pub struct CloudSettings {
+    /// Azure: `api-version` for classic deployment URLs; `None` selects the v1 API.
+    pub api_version: Option<String>,
+    /// Vertex: the Google Cloud project.
+    pub project: String,
+    /// Vertex: the location (`us-central1`, `global`, `us`, `eu`).
+    pub location: String,
+}
+
+/// An access token fetched over the network and cached (OAuth2). Adapters stay free of I/O: the
+/// attempt layer awaits the token first and hands it to `build` as the call's key.
+pub trait TokenSource: Send + Sync + std::fmt::Debug {
+    /// A token valid for a while yet, fetched or refreshed when needed. Concurrent callers share
+    /// one fetch. A credential that cannot produce a token is an `auth` failure.
+    fn token(&self) -> BoxFuture<'_, Result<Secret, Failure>>;
 }
 
 impl Endpoint {
@@ -54,6 +84,16 @@ impl Endpoint {
                 Some((name, value))
             })
             .collect();
+        let cloud = CloudSettings {
+            api_version: c.api_version.clone(),
+            project: c.project.clone().unwrap_or_default(),
+            location: c.location.clone().unwrap_or_default(),
+        };
+        let base = match (&c.base_url, c.kind) {
+            // Vertex's host follows the location.
+            (None, ProviderKind::Vertex) => vertex::host(&cloud.location),
+            _ => base,
+        };
         Endpoint {
             name: name.to_string(),
             kind: c.kind,
@@ -62,7 +102,37 @@ impl Endpoint {
             headers,
             anthropic_version: c.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".into()),
             aws,
+            cloud,
+            token_source: token_source(c),
         }
+    }
+}
+
+/// A service-account token source for a Vertex provider with a key file and no ready token.
+fn token_source(c: &ProviderConfig) -> Option<Arc<dyn TokenSource>> {
+    match (&c.credentials_file, &c.api_key) {
+        (Some(file), None) if c.kind == ProviderKind::Vertex => {
+            Some(google_auth::ServiceAccount::shared(&file.value, google_auth::CLOUD_PLATFORM))
+        }
+        _ => None,
+    }
+}
+
+/// The credential a call sends: the deployment's key, or, when its endpoint fetches tokens and no
+/// key is configured, a token from the endpoint's source (fetched by `deadline` at the latest).
+/// `None` means "use the key as it is".
+pub async fn fetched_token(
+    endpoint: &Endpoint,
+    api_key: &Secret,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Secret>, Failure> {
+    let Some(source) = endpoint.token_source.as_ref().filter(|_| api_key.is_empty()) else {
+        return Ok(None);
+    };
+    match tokio::time::timeout_at(deadline, source.token()).await {
+        Ok(token) => token.map(Some),
+        Err(_) => Err(Failure::new(crate::FailureClass::Timeout, "no access token in time (token endpoint)")
+            .detail("token_timeout")),
     }
 }
 
@@ -147,17 +217,26 @@ pub fn adapter(kind: ProviderKind) -> Arc<dyn Adapter> {
         ProviderKind::Anthropic => Arc::new(anthropic::Anthropic),
         ProviderKind::Gemini => Arc::new(gemini::Gemini),
         ProviderKind::Bedrock => Arc::new(bedrock::Bedrock),
-        // Being written (issue: provider breadth); until then they speak plain OpenAI.
-        ProviderKind::Azure
-        | ProviderKind::Vertex
-        | ProviderKind::Groq
+        ProviderKind::Azure => Arc::new(azure::Azure),
+        // Gemini models; Claude models on Vertex need `adapter_for`, which sees the model.
+        ProviderKind::Vertex => Arc::new(vertex::VertexGemini),
+        ProviderKind::Groq
         | ProviderKind::Together
         | ProviderKind::Mistral
         | ProviderKind::Deepseek
         | ProviderKind::Fireworks
         | ProviderKind::Openrouter
         | ProviderKind::Ollama
-        | ProviderKind::Vllm => Arc::new(openai::OpenAi),
+        | ProviderKind::Vllm => Arc::new(presets::Preset::new(kind)),
+    }
+}
+
+/// The adapter for one deployment: as [`adapter`], except that a Vertex provider serves Gemini and
+/// Claude models in two different wire formats, chosen by the model name.
+pub fn adapter_for(kind: ProviderKind, model: &str) -> Arc<dyn Adapter> {
+    match kind {
+        ProviderKind::Vertex => vertex::adapter_for(model),
+        _ => adapter(kind),
     }
 }
 

@@ -120,6 +120,8 @@ mod tests {
             headers,
             anthropic_version: String::new(),
             aws: None,
+            cloud: Default::default(),
+            token_source: None,
         }
     }
 

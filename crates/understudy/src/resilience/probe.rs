@@ -21,7 +21,7 @@ use super::health::ProbeOutcome;
 use crate::canonical::{ChatRequest, Message, Params, Role};
 use crate::config::{ProbeConfig, ProbeKind};
 use crate::failure::{Failure, FailureClass};
-use crate::provider::{Call, UpstreamRequest};
+use crate::provider::{fetched_token, Call, UpstreamRequest};
 use crate::route::attempt::{injected, transport_failure};
 use crate::route::table::{Deployment, RouteTable};
 
@@ -191,7 +191,8 @@ pub fn judge(kind: ProbeKind, result: Result<(), Failure>) -> Verdict {
 
 async fn models(dep: &Deployment, until: Instant) -> Result<(), Failure> {
     preflight(dep, until).await?;
-    let Some(req) = dep.adapter.models_request(&dep.endpoint, &dep.api_key) else {
+    let token = fetched_token(&dep.endpoint, &dep.api_key, until).await?;
+    let Some(req) = dep.adapter.models_request(&dep.endpoint, token.as_ref().unwrap_or(&dep.api_key)) else {
         return Err(Failure::new(FailureClass::InvalidRequest, "this provider kind has no model listing to probe")
             .detail("no_listing"));
     };
@@ -208,10 +209,11 @@ async fn completion(dep: &Deployment, until: Instant) -> Result<(), Failure> {
         params: Params { max_tokens: Some(1), ..Params::default() },
         ..ChatRequest::default()
     };
+    let token = fetched_token(&dep.endpoint, &dep.api_key, until).await?;
     let call = Call {
         endpoint: &dep.endpoint,
         model: &dep.model,
-        api_key: &dep.api_key,
+        api_key: token.as_ref().unwrap_or(&dep.api_key),
         extra_params: &dep.overrides.params,
         stream: false,
     };

@@ -47,10 +47,13 @@ pub async fn run(
 
     missing_key(key)?;
     let req = with_overrides(dep, req);
+    // A fetched access token (Vertex service accounts) stands in for the configured key.
+    let token = crate::provider::fetched_token(&dep.endpoint, &dep.api_key, attempt_deadline).await?;
     let call = Call {
         endpoint: &dep.endpoint,
         model: &dep.model,
-        api_key: key,
+        // A cloud's access token (Vertex) stands in for the key.
+        api_key: token.as_ref().unwrap_or(key),
         extra_params: &dep.overrides.params,
         stream: req.stream,
     };

@@ -279,7 +279,7 @@ impl RouteTable {
         let dep = Arc::new(Deployment {
             id: model.to_string(),
             endpoint: endpoint.clone(),
-            adapter: provider::adapter(endpoint.kind),
+            adapter: provider::adapter_for(endpoint.kind, target_model),
             model: target_model.to_string(),
             api_key: endpoint.api_key.clone(),
             overrides: Overrides::default(),
@@ -389,7 +389,7 @@ impl Builder<'_> {
                 health: self.health.get(&id, limits.breaker, limits.budget),
                 id,
                 endpoint: endpoint.clone(),
-                adapter: provider::adapter(endpoint.kind),
+                adapter: provider::adapter_for(endpoint.kind, &t.model),
                 model: t.model.clone(),
                 api_key: t.api_key.clone().unwrap_or_else(|| endpoint.api_key.clone()),
                 overrides: Overrides {

@@ -44,6 +44,31 @@ impl KeyList for TopLevel {
     const NORMALISE: bool = false;
 }
 
+/// Vertex AI's Claude body: the model is in the URL, the API version in the body.
+struct VertexTopLevel;
+
+impl KeyList for VertexTopLevel {
+    const KEYS: &'static [&'static str] = &[
+        "anthropic_version",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+    ];
+    const NORMALISE: bool = false;
+}
+
+/// The only `anthropic_version` Vertex documents.
+const VERTEX_VERSION: &str = "vertex-2023-10-16";
+
 #[derive(Deserialize)]
 struct MessagesRequest<'a> {
     #[serde(borrow)]
@@ -56,6 +81,8 @@ struct MessagesRequest<'a> {
     #[serde(borrow)]
     tools: Option<Vec<Tool<'a>>>,
     tool_choice: Option<serde_json::Value>,
+    #[serde(borrow)]
+    anthropic_version: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -137,8 +164,30 @@ pub(crate) fn parse(body: &[u8], lenient: bool) -> Result<Parsed<'_>, Invalid> {
     let unknown = if lenient { None } else { first_unknown_top_level::<TopLevel>(body) };
     let invalid = match unknown {
         Some(key) => Some(Invalid::new(format!("{key}: Extra inputs are not permitted"))),
+        None if req.model.as_deref().is_none_or(str::is_empty) => Some(Invalid::new("model: Field required")),
         None => validate(&req),
     };
+    Ok(parsed(req, invalid))
+}
+
+/// A Claude body for Vertex's `rawPredict`: no `model` (it is in the URL, set by the router) and
+/// `anthropic_version: "vertex-2023-10-16"`.
+pub(crate) fn parse_vertex(body: &[u8], lenient: bool) -> Result<Parsed<'_>, Invalid> {
+    let req: MessagesRequest<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+    // `model` is refused even when lenient: on Vertex it belongs in the URL.
+    let unknown = first_unknown_top_level::<VertexTopLevel>(body).filter(|k| !lenient || k.as_str() == "model");
+    let invalid = match (unknown, req.anthropic_version.as_deref()) {
+        (Some(key), _) => Some(Invalid::new(format!("{key}: Extra inputs are not permitted"))),
+        (None, None) => Some(Invalid::new("anthropic_version: Field required")),
+        (None, Some(v)) if v != VERTEX_VERSION => {
+            Some(Invalid::new(format!("anthropic_version: Input should be '{VERTEX_VERSION}'")))
+        }
+        (None, Some(_)) => validate(&req),
+    };
+    Ok(parsed(req, invalid))
+}
+
+fn parsed(req: MessagesRequest<'_>, invalid: Option<Invalid>) -> Parsed<'_> {
     let prompt_words = req
         .messages
         .iter()
@@ -146,14 +195,7 @@ pub(crate) fn parse(body: &[u8], lenient: bool) -> Result<Parsed<'_>, Invalid> {
         .filter_map(|m| m.content.as_ref())
         .fold(req.system.map_or(0, |w| w.0), |n, c| n.saturating_add(c.words()));
     let tool = tool_to_call(req.tools, req.tool_choice.as_ref());
-    Ok(Parsed {
-        model: req.model,
-        stream: req.stream.unwrap_or(false),
-        include_usage: false,
-        prompt_words,
-        tool,
-        invalid,
-    })
+    Parsed { model: req.model, stream: req.stream.unwrap_or(false), include_usage: false, prompt_words, tool, invalid }
 }
 
 fn json_error(e: &serde_json::Error) -> Invalid {
@@ -164,9 +206,6 @@ fn json_error(e: &serde_json::Error) -> Invalid {
 }
 
 fn validate(req: &MessagesRequest<'_>) -> Option<Invalid> {
-    if req.model.as_deref().is_none_or(str::is_empty) {
-        return Some(Invalid::new("model: Field required"));
-    }
     if req.max_tokens.is_none() {
         return Some(Invalid::new("max_tokens: Field required"));
     }

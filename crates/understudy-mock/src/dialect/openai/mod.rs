@@ -12,7 +12,7 @@ mod errors;
 mod reply;
 
 pub(crate) use errors::{auth_error, error, invalid};
-pub(crate) use reply::{answer, models};
+pub(crate) use reply::{answer, answer_azure, models};
 
 const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
 
@@ -66,8 +66,18 @@ struct StreamOptions {
 }
 
 pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, Invalid> {
+    parse_with(body, true)
+}
+
+/// An Azure classic deployment's body: the deployment in the URL chooses the model, so `model`
+/// may be left out.
+pub(crate) fn parse_deployment(body: &[u8]) -> Result<Parsed<'_>, Invalid> {
+    parse_with(body, false)
+}
+
+fn parse_with(body: &[u8], model_required: bool) -> Result<Parsed<'_>, Invalid> {
     let req: ChatRequest<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
-    let invalid = validate(&req);
+    let invalid = validate(&req, model_required);
     let stream = req.stream.unwrap_or(false);
     let include_usage = stream && req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
     let prompt_words = req.messages.iter().flatten().filter_map(|m| m.content).fold(0u32, |n, w| n.saturating_add(w.0));
@@ -86,8 +96,8 @@ fn json_error(e: &serde_json::Error) -> Invalid {
     )
 }
 
-fn validate(req: &ChatRequest<'_>) -> Option<Invalid> {
-    if req.model.as_deref().is_none_or(str::is_empty) {
+fn validate(req: &ChatRequest<'_>, model_required: bool) -> Option<Invalid> {
+    if model_required && req.model.as_deref().is_none_or(str::is_empty) {
         return Some(Invalid::new("you must provide a model parameter"));
     }
     let Some(messages) = &req.messages else {

@@ -68,6 +68,9 @@ struct Completion<'a> {
     usage: Usage,
     service_tier: &'static str,
     system_fingerprint: &'static str,
+    /// Azure only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_filter_results: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -76,6 +79,9 @@ struct Choice<'a> {
     message: OutMessage<'a>,
     logprobs: Option<()>,
     finish_reason: &'static str,
+    /// Azure only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_filter_results: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -102,9 +108,31 @@ struct Function<'a> {
     arguments: &'static str,
 }
 
+/// Azure's content-filter annotations: every category `safe`, or violence filtered when the
+/// answer was.
+fn filter_results(filtered: bool) -> serde_json::Value {
+    let safe = json!({"filtered": false, "severity": "safe"});
+    let violence = if filtered { json!({"filtered": true, "severity": "medium"}) } else { safe.clone() };
+    json!({"hate": safe, "self_harm": safe, "sexual": safe, "violence": violence})
+}
+
+fn prompt_filter_results() -> serde_json::Value {
+    json!([{"prompt_index": 0, "content_filter_results": filter_results(false)}])
+}
+
 pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> Resp {
+    answer_as(a, parsed, faults, false)
+}
+
+/// Azure OpenAI's variant: content-filter annotations, and a first stream chunk with
+/// `choices: []` that carries only `prompt_filter_results`.
+pub(crate) fn answer_azure(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> Resp {
+    answer_as(a, parsed, faults, true)
+}
+
+fn answer_as(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults, azure: bool) -> Resp {
     let resp = if parsed.stream {
-        let frames = StreamFrames { a, include_usage: parsed.include_usage };
+        let frames = StreamFrames { a, include_usage: parsed.include_usage, azure };
         response(StatusCode::OK, "text/event-stream; charset=utf-8", script(&frames, faults))
     } else {
         let tool_calls = a.tool.as_deref().map(|name| {
@@ -124,10 +152,12 @@ pub(crate) fn answer(a: &Answer, parsed: &Parsed<'_>, faults: &StreamFaults) -> 
                 message: OutMessage { role: "assistant", content, refusal: None, annotations: [], tool_calls },
                 logprobs: None,
                 finish_reason: finish_reason(a.finish),
+                content_filter_results: azure.then(|| filter_results(a.finish == Finish::ContentFilter)),
             }],
             usage: usage(a),
             service_tier: "default",
             system_fingerprint: "fp_mock",
+            prompt_filter_results: azure.then(prompt_filter_results),
         };
         json_response(StatusCode::OK, &body)
     };
@@ -188,6 +218,7 @@ struct DeltaFunction<'a> {
 struct StreamFrames<'a> {
     a: &'a Answer,
     include_usage: bool,
+    azure: bool,
 }
 
 impl StreamFrames<'_> {
@@ -216,6 +247,11 @@ impl StreamFrames<'_> {
 
 impl SseFrames for StreamFrames<'_> {
     fn head(&self, buf: &mut BytesMut) {
+        if self.azure {
+            let prelude = json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                                 "prompt_filter_results": prompt_filter_results()});
+            sse(buf, None, &prelude, b"\n");
+        }
         let content = if self.has_text() { Tri::Val("") } else { Tri::Null };
         let delta = Delta { role: Some("assistant"), content, refusal: Tri::Null, tool_calls: None };
         self.frame(buf, delta, None);
