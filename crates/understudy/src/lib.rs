@@ -13,6 +13,7 @@
 
 pub mod canonical;
 pub mod config;
+pub mod degrade;
 pub mod failure;
 pub mod gateway;
 pub mod models;
