@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// understudy: an LLM gateway that keeps answering when providers fail.
 #[derive(Parser)]
 #[command(version, about)]
@@ -106,7 +109,7 @@ async fn main() -> ExitCode {
 async fn gameday(opts: understudy_cli::gameday::Options, mode: GamedayMode, scenarios: &[String]) -> ExitCode {
     use understudy_cli::gameday::{Mode, Options, Scenario};
     // Quiet unless asked: `UNDERSTUDY_LOG=understudy::health=warn` shows breaker transitions.
-    understudy_cli::telemetry::init_logging("off");
+    let _log = understudy_cli::telemetry::init_logging("off");
     let scenarios = match scenarios.iter().map(|s| Scenario::parse(s)).collect::<Result<Vec<_>, _>>() {
         Ok(s) if s.is_empty() => Scenario::ALL.to_vec(),
         Ok(s) => s,
@@ -124,7 +127,7 @@ async fn gameday(opts: understudy_cli::gameday::Options, mode: GamedayMode, scen
 }
 
 async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
-    understudy_cli::telemetry::init_logging("info");
+    let _log = understudy_cli::telemetry::init_logging("info");
     understudy_cli::telemetry::install_metrics();
     let loaded = match understudy::config::load_file(&path) {
         Ok(l) => l,
@@ -164,7 +167,7 @@ async fn handle_wait(h: understudy_cli::server::ServerHandle) {
 }
 
 async fn mock(listen: SocketAddr, fault: Option<String>, text: Option<String>, no_record: bool) -> ExitCode {
-    understudy_cli::telemetry::init_logging("warn");
+    let _log = understudy_cli::telemetry::init_logging("warn");
     let default_fault = match fault.as_deref().map(understudy_mock::Fault::parse).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {

@@ -36,10 +36,16 @@ pub fn render_metrics() -> String {
 }
 
 /// JSON logs by default (`UNDERSTUDY_LOG=info`, `UNDERSTUDY_LOG_FORMAT=pretty` for humans).
-pub fn init_logging(default_level: &str) {
+///
+/// Lines are written by a background thread through a buffer, so a request never waits on a
+/// write to stderr; if that thread falls far behind, lines are dropped rather than slow requests.
+/// Keep the returned guard alive: dropping it flushes what is left.
+pub fn init_logging(default_level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("UNDERSTUDY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let pretty = std::env::var("UNDERSTUDY_LOG_FORMAT").is_ok_and(|v| v == "pretty");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = if pretty { builder.try_init() } else { builder.json().flatten_event(true).try_init() };
+    guard
 }
